@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
@@ -12,10 +12,7 @@ function workspaceAliases(): Record<string, string> {
   const aliases: Record<string, string> = {
     '@e2k-migrate/test-support': resolve(root, 'test/support/index.ts'),
   };
-  const dirs = [
-    ...readdirSync(join(root, 'packages')).map((d) => join(root, 'packages', d)),
-    join(root, 'native'),
-  ];
+  const dirs = [...readdirSync(join(root, 'packages')).map((d) => join(root, 'packages', d)), join(root, 'native')];
   for (const dir of dirs) {
     const pkgFile = join(dir, 'package.json');
     const entry = join(dir, 'src', 'index.ts');
@@ -29,7 +26,13 @@ function workspaceAliases(): Record<string, string> {
 export default defineConfig({
   resolve: { alias: workspaceAliases() },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'native/src/**/*.test.ts', 'native/test/**/*.test.ts', 'test/**/*.test.ts', 'tools/**/*.test.ts'],
+    include: [
+      'packages/*/src/**/*.test.ts',
+      'native/src/**/*.test.ts',
+      'native/test/**/*.test.ts',
+      'test/**/*.test.ts',
+      'tools/**/*.test.ts',
+    ],
     exclude: ['**/node_modules/**', '**/dist/**'],
     // Kernel-touching suites (userfaultfd, hugetlb, worker threads blocked in faults) need processes.
     pool: 'forks',
@@ -37,5 +40,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default', './test/support/summary-reporter.ts'],
+    // Reserves 2 MiB huge pages for the run and restores nr_hugepages at the end.
+    globalSetup: ['./test/support/hugepages-setup.ts'],
   },
 });

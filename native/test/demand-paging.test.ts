@@ -1,0 +1,107 @@
+import { needs } from '@e2k-migrate/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendInfo } from '../src/loader.js';
+import { createGuestMemoryWith } from '../src/memory.js';
+import { hashBytes } from '../src/page-hash.js';
+import type { BackendName, FaultEvent, RegionKind } from '../src/types.js';
+import { createUserfault } from '../src/userfault.js';
+import { exited, fixture, inbox, pagePattern, requireBuiltDist, Worker } from './support.js';
+
+/**
+ * Real demand paging: a worker thread touches missing pages of a registered region and blocks
+ * (in the kernel with userfaultfd; on Atomics.wait in the cooperative fallback); this thread gets
+ * the faults, installs the pages with a batched copy (DONTWAKE) plus an explicit wake, and the
+ * worker continues with the right bytes. 4 KiB pages and 2 MiB hugetlb pages.
+ */
+const nativeOk = needs('native', backendInfo().name === 'native', backendInfo().reason);
+const uffdOk = nativeOk && needs('uffd', canUffd(), 'userfaultfd could not be created');
+const hugeOk =
+  uffdOk && needs('hugetlb', canHuge(), 'no free 2 MiB huge page (see the hugepages global setup line above)');
+
+function canUffd(): boolean {
+  try {
+    createUserfault({ mode: 'uffd' }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+function canHuge(): boolean {
+  try {
+    createGuestMemoryWith('native', { size: 2 << 20, kind: 'hugetlb' }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const cases: { backend: BackendName; kind: RegionKind; pages: number; run: boolean }[] = [
+  { backend: 'native', kind: 'anonymous', pages: 32, run: uffdOk },
+  { backend: 'native', kind: 'memfd', pages: 32, run: uffdOk },
+  { backend: 'native', kind: 'hugetlb', pages: 6, run: hugeOk },
+  { backend: 'fallback', kind: 'anonymous', pages: 32, run: true },
+  { backend: 'fallback', kind: 'hugetlb', pages: 6, run: true },
+];
+
+beforeAll(() => requireBuiltDist());
+
+for (const c of cases) {
+  describe.skipIf(!c.run)(`demand paging: ${c.backend} ${c.kind}`, () => {
+    const touched = c.pages === 6 ? [4, 0, 5, 2] : [17, 3, 0, 31, 8, 9];
+    let workerTid = -1;
+    const events: FaultEvent[] = [];
+    let hashes: { page: number; hash: string; word: number }[] = [];
+    let pageSize = 0;
+
+    beforeAll(async () => {
+      const mem = createGuestMemoryWith(c.backend, {
+        size: c.pages * (c.kind === 'hugetlb' ? 2 << 20 : 4096),
+        kind: c.kind,
+      });
+      pageSize = mem.pageSize;
+      const uf = createUserfault({ mode: c.backend === 'native' ? 'uffd' : 'cooperative' });
+      uf.setFaultHandler((batch) => {
+        events.push(...batch);
+        const offsets = batch.map((e) => e.offset);
+        const src = new Uint8Array(offsets.length * mem.pageSize);
+        offsets.forEach((o, i) => {
+          src.set(pagePattern(mem.pageSize, o / mem.pageSize), i * mem.pageSize);
+        });
+        uf.copyPages(mem, offsets, src, { wake: false });
+        for (const o of offsets) uf.wake(mem, o, mem.pageSize);
+      });
+      uf.register(mem);
+      const w = new Worker(fixture('touch-worker.mjs'), { workerData: { handle: mem.handle, pages: touched } });
+      const done = exited(w);
+      const box = inbox(w);
+      workerTid = (await box.next<{ tid: number }>()).tid;
+      hashes = (await box.next<{ hashes: typeof hashes }>()).hashes;
+      await done;
+      uf.unregister(mem);
+      uf.close();
+      mem.close();
+    });
+    afterAll(() => {
+      events.length = 0;
+    });
+
+    it('the worker read the installed bytes', () => {
+      expect(hashes.map((h) => h.page)).toEqual(touched);
+      for (const h of hashes) {
+        const want = pagePattern(pageSize, h.page);
+        expect(h.hash).toBe(hashBytes(want).toString(16));
+        expect(h.word).toBe(new DataView(want.buffer).getUint32(4, true));
+      }
+    });
+
+    it('one fault per touched page, from the worker thread, in touch order', () => {
+      expect(events.map((e) => e.offset / pageSize)).toEqual(touched);
+      for (const e of events) {
+        expect(e.tid).toBe(workerTid);
+        expect(e.offset % pageSize).toBe(0);
+        expect(e.timestampNs).toBeGreaterThan(0n);
+      }
+      expect(workerTid).toBeGreaterThan(0);
+    });
+  });
+}
