@@ -1,4 +1,5 @@
 import type { FuzzTarget } from './fuzz.js';
+import { streamTarget } from './stream.js';
 
 /** Every fuzz target; each lives in its own file and is registered here. */
-export const targets: FuzzTarget[] = [];
+export const targets: FuzzTarget[] = [streamTarget];

@@ -21,7 +21,9 @@ for (const t of selected) {
   process.stderr.write(`== fuzz ${t.name}: ${iterations} inputs, seed ${seed}\n`);
   try {
     const r = await t.run({ iterations, seed, log: (l) => process.stderr.write(`  ${l}\n`) });
-    process.stdout.write(`${t.name}: ${r.inputs} inputs, ${r.valid} valid, typed errors ${JSON.stringify(r.typedErrors)}\n`);
+    process.stdout.write(
+      `${t.name}: ${r.inputs} inputs, ${r.valid} valid, typed errors ${JSON.stringify(r.typedErrors)}\n`,
+    );
   } catch (err) {
     failed = true;
     process.stderr.write(`${t.name}: FAILED: ${(err as Error).stack ?? err}\n`);
