@@ -1,3 +1,3 @@
-export { main } from './main.js';
 export type { Command, CommandContext, OptionSpec } from './command.js';
 export { UsageError } from './command.js';
+export { main } from './main.js';

@@ -7,6 +7,11 @@ import { formatCommandHelp, formatMainHelp } from './help.js';
 export async function main(argv: string[]): Promise<number> {
   const stdout = process.stdout;
   const stderr = process.stderr;
+  // `e2k-migrate … | head`: the reader went away; stop quietly as Unix tools do.
+  stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const target = name === 'help' ? rest[0] : undefined;
@@ -69,7 +74,9 @@ function reportFailure(cmd: Command, err: unknown, ctx: CommandContext): number 
   }
   const code = typeof e?.code === 'string' ? e.code : 'E_INTERNAL';
   if (ctx.values.json === true) {
-    ctx.stdout.write(`${JSON.stringify({ error: { code, name: e?.name, message: e?.message ?? String(err), ...errorFields(e) } })}\n`);
+    ctx.stdout.write(
+      `${JSON.stringify({ error: { code, name: e?.name, message: e?.message ?? String(err), ...errorFields(e) } })}\n`,
+    );
   }
   ctx.stderr.write(`e2k-migrate ${cmd.name}: ${code}: ${e?.message ?? String(err)}\n`);
   if (code === 'E_INTERNAL' && e?.stack) ctx.stderr.write(`${e.stack}\n`);

@@ -1,5 +1,5 @@
-import { readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { cpus, totalmem, release } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
 import { resolve } from 'node:path';
 import { benches } from './index.js';
 
@@ -18,7 +18,9 @@ if (args.includes('--help') || args.includes('-h')) {
 }
 const unknown = names.filter((n) => !benches.some((b) => b.name === n));
 if (unknown.length) {
-  process.stderr.write(`unknown bench suite(s): ${unknown.join(', ')}; known: ${benches.map((b) => b.name).join(', ')}\n`);
+  process.stderr.write(
+    `unknown bench suite(s): ${unknown.join(', ')}; known: ${benches.map((b) => b.name).join(', ')}\n`,
+  );
   process.exit(2);
 }
 const selected = names.length ? benches.filter((b) => names.includes(b.name)) : benches;

@@ -1,7 +1,10 @@
 import type { Command } from '../command.js';
+import { analyzeCommand } from './analyze.js';
+import { doctorCommand } from './doctor.js';
+import { vmCommand } from './vm.js';
 
 /**
  * Every subcommand, in the order `e2k-migrate --help` lists them.
  * Each lives in its own file under commands/ and is registered here.
  */
-export const commands: Command[] = [];
+export const commands: Command[] = [analyzeCommand, vmCommand, doctorCommand];
