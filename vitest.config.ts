@@ -40,7 +40,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     reporters: ['default', './test/support/summary-reporter.ts'],
-    // Reserves 2 MiB huge pages for the run and restores nr_hugepages at the end.
-    globalSetup: ['./test/support/hugepages-setup.ts'],
+    // Builds dist/ once (workers and child processes run built code), then reserves 2 MiB huge
+    // pages for the run and restores nr_hugepages at the end.
+    globalSetup: ['./test/support/build-setup.ts', './test/support/hugepages-setup.ts'],
   },
 });

@@ -1,9 +1,8 @@
 /**
  * The E2K machine with real vCPU worker threads over shared guest RAM, and the `e2k-migrate vm`
- * process driven over QMP. Worker threads and the CLI run from `dist/`, so this suite builds
- * the packages it needs first (tsc -b is incremental: quick when up to date).
+ * process driven over QMP. Worker threads and the CLI run from `dist/` (built by the global setup).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -22,13 +21,10 @@ const root = resolve(import.meta.dirname, '..', '..');
 const bin = join(root, 'packages', 'cli', 'bin', 'e2k-migrate.js');
 let dir: string;
 
+// Worker threads and the CLI run from dist/, which test/support/build-setup.ts brings up to date.
 beforeAll(() => {
-  execFileSync(join(root, 'node_modules', '.bin', 'tsc'), ['-b', 'packages/e2k-cpu', 'packages/qmp', 'packages/cli'], {
-    cwd: root,
-    stdio: 'pipe',
-  });
   dir = mkdtempSync(join(tmpdir(), 'e2k-workers-'));
-}, 240_000);
+});
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
