@@ -1,5 +1,6 @@
 import type { FuzzTarget } from './fuzz.js';
+import { receiveTarget } from './receive.js';
 import { streamTarget } from './stream.js';
 
 /** Every fuzz target; each lives in its own file and is registered here. */
-export const targets: FuzzTarget[] = [streamTarget];
+export const targets: FuzzTarget[] = [streamTarget, receiveTarget];

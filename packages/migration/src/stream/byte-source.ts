@@ -116,6 +116,27 @@ export class ByteSource {
     return this.available >= n;
   }
 
+  /**
+   * Appends the next whole input chunk (the pending remainder or a newly pulled one) to the
+   * window, asking for no more than what exists: a scanner that only knows "at least one more
+   * byte must come" uses this instead of guessing a size (a live peer may be waiting for us).
+   * Resolves false when the input (or the current limit) has ended.
+   */
+  async more(): Promise<boolean> {
+    const before = this.available;
+    if (this.offset + before >= this.limit) return false;
+    const chunk = this.pending ?? (await this.pull());
+    this.pending = undefined;
+    if (chunk === undefined) return false;
+    if (this.end - this.pos === 0) this.adopt(chunk, this.offset);
+    else {
+      this.stitch(this.end - this.pos + chunk.length);
+      this.buf.set(chunk, this.end);
+      this.end += chunk.length;
+    }
+    return this.available > before;
+  }
+
   /** Like {@link ensure} but throws a TruncatedStreamError naming `what` when the input ends. */
   async need(n: number, what: string, details: MigrationErrorDetails = {}): Promise<void> {
     if (this.available >= n) return;
@@ -198,13 +219,7 @@ export class ByteSource {
             },
           );
         }
-        // Ask for exactly what the parser said it lacks when it said so: on a live socket the
-        // peer may send nothing more until it gets an answer (vmdesc, then SHUT on the return path).
-        const exact = e.offset === undefined ? 0 : e.offset + e.needed - this.offset;
-        want =
-          exact > this.available
-            ? Math.min(maxBytes, exact)
-            : Math.min(maxBytes, Math.max(want * 2, this.available + 64));
+        want = Math.min(maxBytes, Math.max(want * 2, this.available + 64));
         await this.ensure(want);
       }
     }

@@ -47,6 +47,7 @@ export async function scanForFooter(
     const avail = src.available;
     let i = from;
     let needMore = false;
+    let wantExact = 0;
     while (i + 5 <= avail) {
       const k = buf.indexOf(QEMU_VM_SECTION_FOOTER, pos + i);
       if (k < 0 || k + 5 > pos + avail) {
@@ -56,8 +57,10 @@ export async function scanForFooter(
       i = k - pos;
       if (buf[k + 1] === b1 && buf[k + 2] === b2 && buf[k + 3] === b3 && buf[k + 4] === b4) {
         const after = i + 5;
-        if (avail - after < LOOKAHEAD && !exhausted) {
+        const judge = lookaheadNeeded(buf, pos + after, avail - after);
+        if (avail - after < judge && !exhausted) {
           needMore = true;
+          wantExact = after + judge;
           break;
         }
         if (plausibleNext(buf, pos + after, avail - after, exhausted, state)) return i;
@@ -79,8 +82,31 @@ export async function scanForFooter(
         { offset: section.bodyOffset, section: section.label, record: 'section body' },
       );
     }
-    const want = Math.max(avail * 2, avail + LOOKAHEAD + 5, 4096);
-    exhausted = !(await src.ensure(want));
+    // Never ask for more than must exist: a live source may send nothing else until answered.
+    if (needMore) exhausted = !(await src.ensure(wantExact));
+    else exhausted = !(await src.more());
+  }
+}
+
+/**
+ * Bytes after a candidate footer needed to judge the record there: the type byte, then EOF +
+ * the vmdesc byte, a START/FULL header up to its version (the idstr length says how long), or
+ * the 5 bytes of PART/END/COMMAND.
+ */
+function lookaheadNeeded(buf: Uint8Array, q: number, n: number): number {
+  if (n < 1) return 1;
+  switch (buf[q]) {
+    case QEMU_VM_EOF:
+      return 2;
+    case QEMU_VM_SECTION_START:
+    case QEMU_VM_SECTION_FULL:
+      return n < 6 ? 6 : 6 + (buf[q + 5] as number) + 8;
+    case QEMU_VM_SECTION_PART:
+    case QEMU_VM_SECTION_END:
+    case QEMU_VM_COMMAND:
+      return 5;
+    default:
+      return 1;
   }
 }
 

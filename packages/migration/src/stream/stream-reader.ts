@@ -109,6 +109,12 @@ export class StreamReader {
     if ((await src.ensure(1)) && src.buf[src.pos] === QEMU_VM_VMDESCRIPTION) {
       vmdescOffset = src.offset;
       src.consume(1);
+      // The vmdesc is the last record: buffer exactly its length, never more (a live source
+      // with a return path sends nothing else until the destination answers SHUT).
+      if (await src.ensure(4)) {
+        const len = src.view.getUint32(src.pos);
+        if (len <= MAX_VMDESC_LENGTH) await src.ensure(4 + len);
+      }
       const json = await src.parse((r) => decodeVmdescTrailerBody(r), 'vmdesc', MAX_VMDESC_LENGTH + 8, {
         channel: src.channel,
       });

@@ -1,0 +1,72 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createGunzip } from 'node:zlib';
+import { type ReceivedMigration, receiveMigration, type StoreManifest } from '@e2k-migrate/migration';
+import { fixturePath, readFixtureJson } from '@e2k-migrate/test-support';
+
+export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+
+/** The uncompressed sha256 of a fixture file, from MANIFEST.json. */
+export function fixtureSha(rel: string): string {
+  const manifest = readFixtureJson<{ file: string; sha256: string; uncompressed_sha256?: string }[]>('MANIFEST.json');
+  const e = manifest.find((m) => m.file === rel || m.file === `${rel}.gz`);
+  if (!e) throw new Error(`${rel} is not in the fixtures' MANIFEST.json`);
+  return e.uncompressed_sha256 ?? e.sha256;
+}
+
+/** The fixture streams that are single-channel precopy (the ones `incoming` can receive). */
+export const PRECOPY_FIXTURES = [
+  'none-32M',
+  'none-32M-pattern',
+  'idle-pc-64M',
+  'bootblock-stopped',
+  'bootblock-live',
+  'bootblock-xbzrle',
+] as const;
+
+/** A fixture's stream as decompressed chunks, read lazily. */
+export function fixtureStream(name: string): AsyncIterable<Uint8Array> {
+  const path = fixturePath(`${name}/${name}.mig`);
+  const file = createReadStream(path, { highWaterMark: 1 << 20 });
+  return path.endsWith('.gz') ? file.pipe(createGunzip({ chunkSize: 1 << 20 })) : file;
+}
+
+export async function receiveFixture(name: string): Promise<ReceivedMigration> {
+  return receiveMigration({ input: fixtureStream(name) });
+}
+
+/** `cmd` that writes a fixture stream to stdout (for `exec:` URIs). */
+export function fixtureCatCommand(name: string): string {
+  const path = fixturePath(`${name}/${name}.mig`);
+  return path.endsWith('.gz') ? `gzip -dc '${path}'` : `cat '${path}'`;
+}
+
+/** The fixture summary's records (offsets of sections, EOF, vmdesc). */
+export function fixtureRecords(name: string): { off: number; type: string; idstr?: string }[] {
+  return readFixtureJson<{ records: { off: number; type: string; idstr?: string }[] }>(`${name}/${name}.summary.json`)
+    .records;
+}
+
+/** sha256 of every RAM block the fixture's reference parser rebuilt. */
+export function fixtureBlockShas(name: string): Record<string, string> {
+  return readFixtureJson<{ ram_sha256: Record<string, string> }>(`${name}/${name}.summary.json`).ram_sha256;
+}
+
+export async function tempDir(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `e2k-${label}-`));
+}
+
+export async function readManifest(dir: string): Promise<StoreManifest> {
+  return JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')) as StoreManifest;
+}
+
+/** The stored bytes of one RAM block. */
+export async function storedBlock(dir: string, idstr: string): Promise<Uint8Array> {
+  const m = await readManifest(dir);
+  const b = m.blocks.find((x) => x.idstr === idstr);
+  if (!b) throw new Error(`no block ${idstr} in ${dir}`);
+  return new Uint8Array(await readFile(join(dir, b.file)));
+}
