@@ -1,2 +1,3 @@
 export * from './capabilities.js';
 export * from './fixtures.js';
+export * from './tcp-proxy.js';

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import {
-  checkWorkloadInvariant,
-  E2kError,
+  DATA_BASE,
   E2kMachine,
   formatSize,
   parseSize,
@@ -11,18 +10,27 @@ import {
   type WorkloadConfig,
   type WorkloadPattern,
 } from '@e2k-migrate/e2k-cpu';
+import type { IncomingMigration } from '@e2k-migrate/migration';
 import { formatQmpAddress, QmpServer } from '@e2k-migrate/qmp';
 import { ByteWriter, encodeVmsd } from '@e2k-migrate/vmstate';
 import { type Command, type CommandContext, UsageError } from '../command.js';
+import { checkWorkload, ramSha256, registerInspectCommands } from '../vm-inspect.js';
+import { attachMigration } from '../vm-migration.js';
 import { type ShutdownReason, vmMonitorCommands } from '../vm-monitor.js';
 
 const RAM_KINDS = ['anonymous', 'memfd', 'hugetlb'] as const;
+const TRACKING = ['auto', 'kernel', 'software'] as const;
+
+/** Exit status of `vm` when its incoming migration failed (the reason is on stderr). */
+export const EXIT_INCOMING_FAILED = 3;
+
+type FinishReason = ShutdownReason | 'stop-at' | 'fault' | 'incoming-failed';
 
 export const vmCommand: Command = {
   name: 'vm',
   summary: 'Run an E2K virtual machine with a deterministic guest workload and a QMP monitor',
   usage:
-    '--mem SIZE [--vcpus N] [--workload PATTERN] [--cpu MODEL] [--stop-at STEP] [--qmp unix:PATH|tcp:HOST:PORT] [--seed N] [--serial FILE|stdout|stderr] [--json]',
+    '--mem SIZE [--vcpus N] [--workload PATTERN] [--cpu MODEL] [--stop-at STEP] [--qmp unix:PATH|tcp:HOST:PORT] [--incoming URI|defer] [--seed N] [--serial FILE|stdout|stderr] [--json]',
   description: `
 Runs an E2K machine as a process: guest RAM "e2k.ram" of --mem bytes, --vcpus vCPUs (one worker
 thread each), a serial console, a step-derived timer. The guest is a small program in guest RAM
@@ -40,12 +48,28 @@ machines can be compared at the same point. Without --qmp the process then print
 exits; with --qmp it stays paused for inspection until "quit". SIGINT/SIGTERM stop it cleanly.
 
 QMP (--qmp): query-status, stop, cont, quit, human-monitor-command "info registers [-a]",
-query-cpus-fast, x-query-registers (JSON) and x-query-vcpus; events STOP, RESUME, SHUTDOWN.
+query-cpus-fast, x-query-registers (JSON), x-query-vcpus, x-query-ram-hash, x-check-workload;
+the migration commands migrate, migrate-incoming, migrate-set-capabilities,
+migrate-set-parameters, query-migrate, query-migrate-parameters, query-migrate-capabilities,
+migrate_cancel, object-add / object-del (tls-creds-x509, authz-simple, authz-list); events STOP,
+RESUME, SHUTDOWN, and MIGRATION / MIGRATION_PASS when the "events" capability is on.
+
+Incoming migration (--incoming URI, or "defer" and QMP migrate-incoming later, as qemu
+-incoming): the machine is created empty in run state "inmigrate" and loads the stream from
+tcp:HOST:PORT, unix:PATH, fd:N, exec:CMD or file:PATH. Start it with the same --mem, --vcpus,
+--workload (and --rate) as the source. After a complete load the guest runs if it ran on the
+source (stays paused with --paused). If the incoming migration fails the process prints the
+reason and exits with status 3. TLS: object-add tls-creds-x509 + migrate-set-parameters
+tls-creds before migrate-incoming (so use "defer").
+
+Exit status: 0 normal exit, 1 a vCPU faulted, 2 bad command line, 3 incoming migration failed.
 
 Examples:
   e2k-migrate vm --mem 64M --vcpus 2 --workload increment --qmp unix:/tmp/vm.qmp
   e2k-migrate vm --mem 16M --workload random --seed 7 --stop-at 1000000 --json
   e2k-migrate vm --mem 256M --vcpus 4 --workload rate --rate 20000 --working-set 4096 --serial stderr
+  e2k-migrate vm --mem 64M --vcpus 2 --workload increment --qmp unix:/tmp/dst.qmp --incoming tcp:127.0.0.1:4444
+  e2k-migrate vm --mem 64M --vcpus 2 --workload increment --incoming file:/tmp/vm.mig --stop-at 5000000 --json
 
 The summary (stdout; one JSON value with --json) gives each vCPU's steps, the sha256 of RAM and
 of each vCPU's e2k-cpu section, the serial byte count and the workload invariant check.
@@ -67,6 +91,25 @@ of each vCPU's e2k-cpu section, the serial byte count and the workload invariant
     serial: { type: 'string', arg: 'DEST', help: 'serial console output: FILE, stdout, stderr or none (default none)' },
     'ram-kind': { type: 'string', arg: 'KIND', help: 'RAM backing: anonymous (default), memfd or hugetlb' },
     paused: { type: 'boolean', short: 'S', help: 'start with the vCPUs stopped (like qemu -S); "cont" starts them' },
+    'mem-prealloc': {
+      type: 'boolean',
+      help: 'touch every page of guest RAM at start (like qemu -mem-prealloc): no page faults later',
+    },
+    fill: {
+      type: 'string',
+      arg: 'random',
+      help: 'benchmark aid: fill the data area with random bytes at boot (breaks the workload invariant)',
+    },
+    incoming: {
+      type: 'string',
+      arg: 'URI',
+      help: 'wait for an incoming migration on URI, or "defer" (QMP migrate-incoming)',
+    },
+    'dirty-tracking': {
+      type: 'string',
+      arg: 'MODE',
+      help: 'outgoing dirty-page tracking: auto (default: kernel when available), kernel, software',
+    },
     tags: { type: 'boolean', help: 'enable E2K register tags (cfg.tags)' },
     json: { type: 'boolean', help: 'print the final summary as exactly one JSON value on stdout' },
   },
@@ -81,16 +124,36 @@ of each vCPU's e2k-cpu section, the serial byte count and the workload invariant
       cpu: { model: o.cpu, tags: o.tags },
       ramKind: o.ramKind,
       serial: serial.write,
+      incoming: o.incoming !== undefined,
     });
-    let finish: (r: ShutdownReason | 'stop-at' | 'fault') => void = () => {};
-    const done = new Promise<ShutdownReason | 'stop-at' | 'fault'>((resolve) => {
+    let finish: (r: FinishReason) => void = () => {};
+    const done = new Promise<FinishReason>((resolve) => {
       finish = resolve;
     });
     let server: QmpServer | undefined;
+    let incomingError: Error | undefined;
+    const onIncomingFinished = (inc: IncomingMigration) => {
+      if (inc.state.status === 'completed') {
+        log(`incoming migration completed; run state ${machine.runState}`);
+        return;
+      }
+      incomingError = inc.error ?? new Error(inc.state.status);
+      finish('incoming-failed');
+    };
+    if (o.prealloc) preallocate(machine);
+    if (o.fill && o.incoming === undefined) fillRandom(machine);
+    if (o.qmp) server = new QmpServer();
+    const control = attachMigration(machine, {
+      server,
+      autostart: !o.paused,
+      tracking: o.tracking,
+      log,
+      onIncomingFinished,
+    });
     try {
-      if (o.qmp) {
-        server = new QmpServer();
+      if (server && o.qmp) {
         vmMonitorCommands(machine, server, { shutdown: (r) => finish(r) });
+        registerInspectCommands(machine, server, o.workload);
         const bound = await server.listen(o.qmp);
         log(`QMP monitor on ${formatQmpAddress(bound)}`);
       }
@@ -108,19 +171,39 @@ of each vCPU's e2k-cpu section, the serial byte count and the workload invariant
       log(
         `${o.vcpus} vCPU(s) ${o.cpu}, ${formatSize(o.memSize)} RAM, workload ${o.workload.pattern}${o.paused ? ', paused' : ''}`,
       );
-      if (!o.paused) await machine.cont();
+      if (o.incoming === 'defer') {
+        control.deferIncoming();
+        log('waiting for migrate-incoming (-incoming defer)');
+      } else if (o.incoming !== undefined) {
+        await control.startIncoming(o.incoming).catch(() => undefined);
+        const q = control.queryMigrate() as { 'socket-address'?: unknown };
+        if (!incomingError) log(`incoming migration on ${o.incoming} ${JSON.stringify(q['socket-address'] ?? '')}`);
+      } else if (!o.paused) await machine.cont();
       const reason = await done;
+      await control.close();
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       // QEMU stops the vCPUs for a shutdown without a STOP event; a stop-at pause is already paused.
       machine.onEvent = undefined;
       if (machine.runState === 'running') await machine.stop(reason === 'fault' ? 'internal-error' : 'shutdown');
       const summary = await summarize(machine, o.workload, reason);
+      if (incomingError) {
+        const e = incomingError as Error & { code?: string; offset?: number; section?: string };
+        summary.error = {
+          code: e.code ?? 'E_INTERNAL',
+          message: e.message,
+          ...(e.offset !== undefined ? { offset: e.offset } : {}),
+          ...(e.section !== undefined ? { section: e.section } : {}),
+        };
+        log(`incoming migration failed: ${summary.error.code}: ${e.message}`);
+      }
       if (reason === 'host-qmp-quit' || reason === 'host-signal') server?.emit('SHUTDOWN', { guest: false, reason });
       if (ctx.values.json) ctx.stdout.write(`${JSON.stringify(summary)}\n`);
       else ctx.stdout.write(formatSummary(summary));
+      if (reason === 'incoming-failed') return EXIT_INCOMING_FAILED;
       return summary.vcpus.some((v) => v.state === 'faulted') ? 1 : 0;
     } finally {
+      await control.close();
       await server?.close();
       await machine.close();
       serial.close();
@@ -139,6 +222,10 @@ interface VmOptions {
   qmp: string | undefined;
   serial: string;
   paused: boolean;
+  incoming: string | undefined;
+  tracking: (typeof TRACKING)[number];
+  fill: boolean;
+  prealloc: boolean;
 }
 
 function parseOptions(ctx: CommandContext): VmOptions {
@@ -174,6 +261,9 @@ function parseOptions(ctx: CommandContext): VmOptions {
   const ramKind = (str('ram-kind') ?? 'anonymous') as VmOptions['ramKind'];
   if (!RAM_KINDS.includes(ramKind))
     throw new UsageError(`--ram-kind: "${ramKind}" is not one of ${RAM_KINDS.join(', ')}`);
+  const tracking = (str('dirty-tracking') ?? 'auto') as VmOptions['tracking'];
+  if (!TRACKING.includes(tracking))
+    throw new UsageError(`--dirty-tracking: "${tracking}" is not one of ${TRACKING.join(', ')}`);
   const serial = str('serial') ?? 'none';
   if (serial === 'stdout' && v.json)
     throw new UsageError('--serial stdout cannot be combined with --json (stdout carries the JSON)');
@@ -193,7 +283,34 @@ function parseOptions(ctx: CommandContext): VmOptions {
     qmp: str('qmp'),
     serial,
     paused: v.paused === true,
+    incoming: str('incoming'),
+    tracking,
+    fill: parseFill(str('fill')),
+    prealloc: v['mem-prealloc'] === true,
   };
+}
+
+function parseFill(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  if (v !== 'random') throw new UsageError(`--fill: "${v}" is not "random"`);
+  return true;
+}
+
+/** Writes one byte of every 4 KiB page (its own value) so the kernel allocates all of RAM now. */
+function preallocate(m: E2kMachine): void {
+  for (const view of m.ram.views()) {
+    for (let at = 0; at < view.length; at += 4096) view[at] = view[at] as number;
+  }
+}
+
+/** Fills guest RAM past the program (DATA_BASE) with random bytes: incompressible, no zero pages. */
+function fillRandom(m: E2kMachine): void {
+  for (const [i, view] of m.ram.views().entries()) {
+    const from = i === 0 ? DATA_BASE : 0;
+    for (let at = from; at < view.length; at += 1 << 16) {
+      randomFillSync(view, at, Math.min(1 << 16, view.length - at));
+    }
+  }
 }
 
 function serialSink(dest: string, ctx: CommandContext): { write: (b: Uint8Array) => void; close: () => void } {
@@ -211,25 +328,14 @@ export interface VmSummary {
   ramSha256: string;
   serialBytes: number;
   workload: { pattern: string; ok: boolean; progress?: string[]; error?: string };
+  /** Why the incoming migration failed (with status 3). */
+  error?: { code: string; message: string; offset?: number; section?: string };
 }
 
 async function summarize(m: E2kMachine, workload: WorkloadConfig, reason: string): Promise<VmSummary> {
   const steps = m.stepCounts();
-  const ram = createHash('sha256');
-  for (const view of m.ram.views()) ram.update(view);
   const states = m.vcpuStates();
-  let check: VmSummary['workload'] = { pattern: workload.pattern, ok: false, error: 'RAM over 1 GiB: not checked' };
-  if (m.ram.size <= 2 ** 30) {
-    const image = new Uint8Array(m.ram.size);
-    m.ram.readBytes(0, image);
-    try {
-      const r = checkWorkloadInvariant(image, m.vcpuCount, workload);
-      check = { pattern: workload.pattern, ok: true, progress: r.map((x) => x.progress.toString()) };
-    } catch (e) {
-      if (!(e instanceof E2kError)) throw e;
-      check = { pattern: workload.pattern, ok: false, error: e.message };
-    }
-  }
+  const check: VmSummary['workload'] = { pattern: workload.pattern, ...(await checkWorkload(m, workload)) };
   return {
     status: m.runState,
     reason,
@@ -242,7 +348,7 @@ async function summarize(m: E2kMachine, workload: WorkloadConfig, reason: string
         .digest('hex'),
       ...(s.kind === 'faulted' ? { fault: s.reason } : {}),
     })),
-    ramSha256: ram.digest('hex'),
+    ramSha256: ramSha256(m),
     serialBytes: m.serialTxBytes(),
     workload: check,
   };
