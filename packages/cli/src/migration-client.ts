@@ -105,6 +105,11 @@ export function formatResult(q: QueryMigrateReply): string {
     `  pages: ${r.normal ?? 0} normal, ${r.duplicate ?? 0} zero; ${r['dirty-sync-count'] ?? 0} dirty syncs (iterations)`,
   ];
   if (x) lines.push(`  xbzrle: ${x.pages} pages, ${x.bytes} bytes, ${x['cache-miss']} misses, ${x.overflow} overflows`);
+  if ((r['postcopy-bytes'] ?? 0) > 0) {
+    lines.push(
+      `  postcopy: ${((r['postcopy-bytes'] ?? 0) / MIB).toFixed(1)} MiB after the switch, ${r['postcopy-requests'] ?? 0} page requests served`,
+    );
+  }
   if (typeof q['x-guest-pause-ms'] === 'number') lines.push(`  guest-visible pause ${q['x-guest-pause-ms']} ms`);
   return `${lines.join('\n')}\n`;
 }

@@ -7,6 +7,7 @@ import {
   SaveVmHandlers,
 } from '@e2k-migrate/migration';
 import { type DirtyTrackingMode, RamLoadHandler, RamSaveHandler } from '@e2k-migrate/migration-ram';
+import { PostcopyIncoming, PostcopyRamSource } from '@e2k-migrate/postcopy';
 import type { JsonObject, JsonValue, QmpServer } from '@e2k-migrate/qmp';
 
 /** The configuration record's machine name of the E2K machine. */
@@ -33,12 +34,19 @@ export function attachMigration(machine: E2kMachine, opts: VmMigrationOptions): 
   const d = describeMachine(machine);
   const blocks = d.ramBlocks.map((b) => ({ idstr: b.idstr, size: b.size, memory: b.memory }));
   const handlers = new SaveVmHandlers();
+  // A machine created for an incoming migration was never booted: its RAM is all zero.
+  const ramLoad = new RamLoadHandler(blocks, {
+    targetPageSize: d.targetPageSize,
+    zeroed: machine.runState === 'inmigrate',
+  });
+  const ramSave = new RamSaveHandler(blocks, { targetPageSize: d.targetPageSize, tracking: opts.tracking });
   handlers.registerLive({
     idstr: 'ram',
     instanceId: 0,
-    save: new RamSaveHandler(blocks, { targetPageSize: d.targetPageSize, tracking: opts.tracking }),
-    // A machine created for an incoming migration was never booted: its RAM is all zero.
-    load: new RamLoadHandler(blocks, { targetPageSize: d.targetPageSize, zeroed: machine.runState === 'inmigrate' }),
+    save: ramSave,
+    load: ramLoad,
+    // Postcopy source: discards, page requests (preempt channel, break-huge), recovery bitmaps.
+    postcopy: new PostcopyRamSource(ramSave),
   });
   for (const s of d.sections) handlers.registerDevice(s);
   handlers.afterLoad = () => d.afterLoad();
@@ -71,6 +79,21 @@ export function attachMigration(machine: E2kMachine, opts: VmMigrationOptions): 
     log: opts.log,
     autostart: opts.autostart,
     ...(opts.onIncomingFinished ? { onIncomingFinished: opts.onIncomingFinished } : {}),
+    // Postcopy destination: e2k.ram registered with userfaultfd at LISTEN, vCPUs run at RUN and fault.
+    incomingPostcopy: (caps) =>
+      new PostcopyIncoming({
+        blocks: () =>
+          d.ramBlocks.map((b) => ({
+            name: b.idstr,
+            memory: b.memory,
+            size: b.size,
+            precopyReceived: () => ramLoad.receivedMap(b.idstr)?.words,
+          })),
+        preempt: caps.has('postcopy-preempt'),
+        blocktime: caps.has('postcopy-blocktime'),
+        vcpuTids: () => machine.vcpuThreadIds(),
+        log: opts.log,
+      }),
   });
   if (server) {
     for (const c of migrationQmpCommands(control)) {

@@ -9,6 +9,11 @@ export interface RamBlockSource {
   readonly size: number;
   /** The guest memory behind the block (native region or fallback). */
   readonly memory: GuestMemory;
+  /**
+   * The block's host page size (QEMU's qemu_ram_pagesize): the unit postcopy places atomically.
+   * Default: the memory's page size (4096, or 2 MiB for hugetlb).
+   */
+  readonly pageSize?: number;
 }
 
 /**
@@ -21,6 +26,8 @@ export class BlockBytes {
   readonly idstr: string;
   readonly size: number;
   readonly memory: GuestMemory;
+  /** Host page size (a power of two, a multiple of the target page size). */
+  readonly hostPageSize: number;
   /** idstr as bytes (u8 length + Latin-1 name), ready to copy into a record. */
   readonly nameRecord: Buffer;
   private readonly views: Buffer[];
@@ -38,9 +45,18 @@ export class BlockBytes {
     if (block.idstr.length === 0 || block.idstr.length > 255) {
       throw new RamError('E_RAM_BAD_ARGUMENT', `RAM block idstr "${block.idstr}" must be 1..255 characters`);
     }
+    const hps = block.pageSize ?? block.memory.pageSize;
+    if (!Number.isInteger(Math.log2(hps)) || hps < targetPageSize || block.size % hps !== 0) {
+      throw new RamError(
+        'E_RAM_BAD_ARGUMENT',
+        `RAM block "${block.idstr}": host page size ${hps} must be a power of two ≥ ${targetPageSize} dividing its size ${block.size}`,
+        { block: block.idstr },
+      );
+    }
     this.idstr = block.idstr;
     this.size = block.size;
     this.memory = block.memory;
+    this.hostPageSize = hps;
     this.viewBytes = block.memory.handle.viewBytes;
     this.u8views = block.memory.views().map((v) => new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
     this.views = this.u8views.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength));

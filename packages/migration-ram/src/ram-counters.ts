@@ -22,6 +22,12 @@ export class RamCounters {
   dirtyPagesRate = 0;
   precopyBytes = 0;
   downtimeBytes = 0;
+  /** RAM bytes sent after the switch to postcopy (VM stopped, guest on the destination). */
+  postcopyBytes = 0;
+  /** Page requests received from the destination (`postcopy-requests`). */
+  postcopyRequests = 0;
+  /** The migration switched to postcopy: bytes sent while the VM is stopped count as postcopy-bytes. */
+  inPostcopy = false;
   /** Dirty bytes at the last sync (ram_counters.remaining; expected-downtime uses it). */
   remainingAtSync = 0;
   /** Dirty pages handled (sent or skipped), for the cache-miss rate. */
@@ -40,10 +46,14 @@ export class RamCounters {
     this.timeLastBitmapSync = now;
   }
 
-  /** Accounts bytes written for RAM, as precopy or downtime bytes by whether the guest runs. */
+  /**
+   * Accounts bytes written for RAM (QEMU's ram_transferred_add): precopy bytes while the guest
+   * runs, else postcopy bytes once in postcopy, else downtime bytes.
+   */
   addTransferred(bytes: number, vmRunning: boolean): void {
     this.transferred += bytes;
     if (vmRunning) this.precopyBytes += bytes;
+    else if (this.inPostcopy) this.postcopyBytes += bytes;
     else this.downtimeBytes += bytes;
   }
 
@@ -94,6 +104,8 @@ export class RamCounters {
     s['dirty-sync-count'] = this.dirtySyncCount;
     s['precopy-bytes'] = this.precopyBytes;
     s['downtime-bytes'] = this.downtimeBytes;
+    s['postcopy-bytes'] = this.postcopyBytes;
+    s['postcopy-requests'] = this.postcopyRequests;
     return s;
   }
 

@@ -29,6 +29,11 @@ export class RamLoadHandler implements SectionLoader {
   private readonly blocks = new Map<string, BlockBytes>();
   /** Pages written by this loader, per block (only with `zeroed`). */
   private readonly written = new Map<BlockBytes, PageBitmap>();
+  /** Pages any record loaded, per block (QEMU's receivedmap; postcopy and its recovery read it). */
+  private readonly received = new Map<BlockBytes, PageBitmap>();
+  private lastReceived: PageBitmap | undefined;
+  /** POSTCOPY_ADVISE was seen: block lists carry the page size of huge-page blocks. */
+  private postcopyAdvised = false;
   private readonly tps: number;
   private readonly ram = new RamState();
   private readonly sink: RamSink;
@@ -44,6 +49,7 @@ export class RamLoadHandler implements SectionLoader {
       const bytes = new BlockBytes(b, this.tps);
       this.blocks.set(b.idstr, bytes);
       if (opts.zeroed) this.written.set(bytes, new PageBitmap(b.size / this.tps));
+      this.received.set(bytes, new PageBitmap(b.size / this.tps));
     }
     const tps = this.tps;
     this.sink = {
@@ -51,6 +57,7 @@ export class RamLoadHandler implements SectionLoader {
       zero: (b, offset, fill, info) => {
         const local = this.local(b, info);
         this.pagesLoaded++;
+        this.lastReceived?.set(offset / tps);
         const w = this.lastWritten;
         if (w !== undefined && fill === 0 && !w.get(offset / tps)) return;
         const page = local.bytes(offset, tps);
@@ -59,11 +66,13 @@ export class RamLoadHandler implements SectionLoader {
       page: (b, offset, data, info) => {
         this.local(b, info).write(offset, data);
         this.lastWritten?.set(offset / tps);
+        this.lastReceived?.set(offset / tps);
         this.pagesLoaded++;
       },
       xbzrle: (b, offset, delta, info) => {
         const page = this.local(b, info).bytes(offset, tps);
         this.lastWritten?.set(offset / tps);
+        this.lastReceived?.set(offset / tps);
         const r = xbzrleDecode(delta, page);
         if (typeof r !== 'number') {
           throw new MigrationStreamError(
@@ -100,8 +109,18 @@ export class RamLoadHandler implements SectionLoader {
         { offset: s.offset, section: s.label },
       );
     }
+    this.postcopyAdvised = ctx.state.postcopyPageSizeSummary !== undefined;
     await loadRamBody(ctx.source, this.ram, ctx.state, this.sink, { channel: 0, section: s });
     return undefined;
+  }
+
+  /**
+   * Which target pages of block `idstr` a record has loaded (bit i = page i; QEMU's receivedmap),
+   * or undefined for an unknown block. Postcopy seeds its received bitmap from it at the switch.
+   */
+  receivedMap(idstr: string): PageBitmap | undefined {
+    const b = this.blocks.get(idstr);
+    return b ? this.received.get(b) : undefined;
   }
 
   private local(b: RamBlockInfo, info: RamRecordInfo): BlockBytes {
@@ -120,6 +139,7 @@ export class RamLoadHandler implements SectionLoader {
     this.lastInfo = b;
     this.lastBlock = local;
     this.lastWritten = this.written.get(local);
+    this.lastReceived = this.received.get(local);
     return local;
   }
 
@@ -137,6 +157,15 @@ export class RamLoadHandler implements SectionLoader {
         throw new MigrationStreamError(
           'E_BAD_LENGTH',
           `block list at byte offset ${info.offset}: RAM block "${b.name}" has length 0x${b.usedLength.toString(16)} in the stream and 0x${local.size.toString(16)} here`,
+          { offset: info.offset, section: info.section?.label, record: 'ram MEM_SIZE' },
+        );
+      }
+      // Postcopy: a block whose page size is not the host's (4 KiB) announces it (spec §4.3).
+      const hostPage = local.memory.pageSize;
+      if (this.postcopyAdvised && (b.pageSize ?? this.tps) !== hostPage) {
+        throw new MigrationStreamError(
+          'E_BAD_LENGTH',
+          `block list at byte offset ${info.offset}: RAM block "${b.name}" has ${b.pageSize ?? this.tps}-byte pages in the stream and ${hostPage}-byte pages here (postcopy places whole host pages)`,
           { offset: info.offset, section: info.section?.label, record: 'ram MEM_SIZE' },
         );
       }

@@ -10,6 +10,9 @@ import {
 } from '@e2k-migrate/migration';
 import type { BlockBytes } from './ram-block.js';
 
+/** QEMU's qemu_host_page_size on the hosts e2k-migrate runs on (x86-64 / aarch64 Linux, 4 KiB pages). */
+export const HOST_PAGE_SIZE = 4096;
+
 /** Longest record header: be64 word + u8 length + 255-byte block name. */
 const MAX_HEADER = 8 + 1 + 255;
 
@@ -81,11 +84,18 @@ export class RamRecordWriter {
     return f.pos - start;
   }
 
-  /** The START section's block list: `be64 total | MEM_SIZE`, then `idstr, be64 used_length` per block. */
-  memSize(f: MigrationFile, blocks: readonly BlockBytes[]): void {
+  /**
+   * The START section's block list: `be64 total | MEM_SIZE`, then `idstr, be64 used_length` per
+   * block and, with `postcopy` (the postcopy-ram capability), `be64 page_size` after a block whose
+   * host page size differs from the host's (spec §4.3).
+   */
+  memSize(f: MigrationFile, blocks: readonly BlockBytes[], postcopy = false): void {
     const total = blocks.reduce((n, b) => n + b.size, 0);
     f.be64(total + RAM_SAVE_FLAG_MEM_SIZE);
-    for (const b of blocks) f.bytes(b.nameRecord).be64(b.size);
+    for (const b of blocks) {
+      f.bytes(b.nameRecord).be64(b.size);
+      if (postcopy && b.hostPageSize !== HOST_PAGE_SIZE) f.be64(b.hostPageSize);
+    }
   }
 
   /** `00…10`: ends every RAM section body. */

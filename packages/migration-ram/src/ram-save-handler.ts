@@ -63,9 +63,24 @@ export class RamSaveHandler implements LiveSaveHandler {
     s.sync(ctx);
     const f = ctx.file;
     const before = f.bytesWritten;
-    s.rec.memSize(f, blocks);
+    s.rec.memSize(f, blocks, ctx.caps.has('postcopy-ram'));
     s.rec.eos(f);
     s.counters.addTransferred(f.bytesWritten - before, ctx.vmRunning());
+  }
+
+  /**
+   * QEMU's ram_pagesize_summary: the bitwise OR of every block's host page size (the
+   * POSTCOPY_ADVISE payload; 0x1000 with 4 KiB pages only, 0x201000 with a 2 MiB block too).
+   */
+  pageSizeSummary(): number {
+    let summary = 0;
+    for (const b of this.sources) summary |= b.pageSize ?? b.memory.pageSize;
+    return summary;
+  }
+
+  /** The state of the migration in progress (postcopy's page service works on it). */
+  get saveState(): RamSaveState {
+    return this.current();
   }
 
   async iterate(ctx: SaveContext): Promise<boolean> {

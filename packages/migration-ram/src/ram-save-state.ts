@@ -9,12 +9,18 @@ import { ZeroPageScanner } from './zero-page-scanner.js';
 /** QEMU's MAX_WAIT: one iteration sends for at most this long (checked every 64 pages). */
 export const RAM_ITERATE_MAX_WAIT_MS = 50;
 
-interface BlockState {
-  bytes: BlockBytes;
-  dirty: BlockDirtySync;
-  zero: ZeroPageScanner;
+/** One block of a migration: its memory, migration bitmap, zero scanner and geometry. */
+export interface BlockState {
+  readonly index: number;
+  readonly bytes: BlockBytes;
+  readonly dirty: BlockDirtySync;
+  readonly zero: ZeroPageScanner;
   /** RAM address of the block's first byte (XBZRLE cache key base). */
-  ramAddr: number;
+  readonly ramAddr: number;
+  /** Target pages per host page (1, or 512 for 2 MiB pages). */
+  readonly hostPages: number;
+  /** Target pages in the block. */
+  readonly pages: number;
 }
 
 /**
@@ -33,7 +39,10 @@ export class RamSaveState {
   /** QEMU's rs->xbzrle_enabled: set once the first full scan wrapped. */
   xbzrleEnabled = false;
   lastStage = false;
-  private readonly blocks: BlockState[];
+  /** After the switch to postcopy: no XBZRLE (QEMU 7.2 never encodes postcopy pages). */
+  inPostcopy = false;
+  readonly blocks: readonly BlockState[];
+  /** The precopy scan position (QEMU's last_seen_block / last_page). */
   private blockIdx = 0;
   private page = 0;
 
@@ -45,12 +54,15 @@ export class RamSaveState {
     this.counters = new RamCounters(opts.now);
     this.rec = new RamRecordWriter(opts.tps);
     let addr = 0;
-    this.blocks = blocks.map((b) => {
+    this.blocks = blocks.map((b, index) => {
       const s: BlockState = {
+        index,
         bytes: b,
         dirty: new BlockDirtySync(b, opts.tps, opts.tracking),
         zero: new ZeroPageScanner(b, opts.tps),
         ramAddr: addr,
+        hostPages: b.hostPageSize / opts.tps,
+        pages: b.size / opts.tps,
       };
       addr += b.size;
       return s;
@@ -136,7 +148,35 @@ export class RamSaveState {
     }
   }
 
-  /** ram_save_target_page: zero check, then XBZRLE, then a normal page. */
+  /**
+   * Sends target page `p` of block `b` if it is still dirty (migration_bitmap_clear_dirty +
+   * ram_save_target_page) on `f`; returns whether a record was written. Postcopy's page service
+   * calls this for every target page of a host page, on the channel it chose.
+   */
+  sendDirtyPage(f: MigrationFile, b: BlockState, p: number): boolean {
+    const bm = b.dirty.bitmap;
+    if (!bm.get(p)) return false;
+    bm.clear(p);
+    this.dirtyPages--;
+    this.sendPage(f, b, p);
+    return true;
+  }
+
+  /** Restarts the precopy scan at the first block (QEMU resets last_seen_block at the switch to postcopy). */
+  resetScan(): void {
+    this.blockIdx = 0;
+    this.page = 0;
+  }
+
+  /** Recounts the pages to send from the bitmaps (after they were rewritten, e.g. by a recovery). */
+  recountDirty(): number {
+    let n = 0;
+    for (const b of this.blocks) n += b.dirty.bitmap.count();
+    this.dirtyPages = n;
+    return n;
+  }
+
+  /** ram_save_target_page: zero check, then XBZRLE (never in postcopy), then a normal page. */
   private sendPage(f: MigrationFile, b: BlockState, p: number): void {
     const c = this.counters;
     const offset = p * this.tps;
@@ -144,12 +184,12 @@ export class RamSaveState {
     if (b.zero.isZero(p, b.dirty.bitmap)) {
       this.rec.zero(f, b.bytes, offset);
       c.duplicate++;
-      if (this.xbzrleEnabled) this.xbzrle?.cacheZero(b.ramAddr + offset, c.dirtySyncCount);
+      if (this.xbzrleEnabled && !this.inPostcopy) this.xbzrle?.cacheZero(b.ramAddr + offset, c.dirtySyncCount);
       return;
     }
     const view = b.bytes.viewAt(offset);
     const at = b.bytes.viewOffset(offset);
-    if (this.xbzrleEnabled && this.xbzrle) {
+    if (this.xbzrleEnabled && this.xbzrle && !this.inPostcopy) {
       const r = this.xbzrle.save(
         f,
         this.rec,

@@ -57,7 +57,13 @@ export type MigrationErrorCode =
   /** A stream has a shape a stored migration cannot hold (e.g. device sections between RAM sections). */
   | 'E_STORE_LAYOUT'
   /** The peer reported a failure on the return path (SHUT non-zero) or vanished before finishing. */
-  | 'E_PEER_FAILED';
+  | 'E_PEER_FAILED'
+  /** Postcopy: a record for another host page before the current one is complete (spec §9.3). */
+  | 'E_POSTCOPY_HOST_PAGE'
+  /** Postcopy: POSTCOPY_ADVISE page sizes or target page size differ from the destination's. */
+  | 'E_POSTCOPY_ADVISE'
+  /** Postcopy: a postcopy command where the destination's postcopy state does not allow it. */
+  | 'E_POSTCOPY_SEQUENCE';
 
 export interface MigrationErrorDetails {
   /** Absolute byte offset in the (decompressed) input where the problem was found. */

@@ -1,12 +1,20 @@
-import { type BlockMemoryFactory, prepareStoreDir, receiveMigration, writeStore } from '@e2k-migrate/migration';
+import {
+  type BlockMemoryFactory,
+  prepareStoreDir,
+  type ReceivedMigration,
+  receiveMigration,
+  writeStore,
+} from '@e2k-migrate/migration';
 import { backendInfo, createGuestMemory } from '@e2k-migrate/native';
+import type { PostcopyReceived } from '@e2k-migrate/postcopy';
 import { listen, parseUri } from '@e2k-migrate/transports';
 import { type Command, type CommandContext, UsageError } from '../command.js';
 import { parseSize } from './analyze.js';
+import { parsePostcopyOptions, receivePostcopy } from './incoming-postcopy.js';
 import { parseCapsOption, rateLine, throttled } from './migration-caps.js';
 
 /** Capabilities `incoming` implements (QEMU 7.2 names). */
-const SUPPORTED = ['xbzrle', 'return-path'] as const;
+const SUPPORTED = ['xbzrle', 'return-path', 'postcopy-ram', 'postcopy-preempt', 'postcopy-blocktime'] as const;
 
 /** Each RAM block lives in a guest-memory region of the native addon (or its fallback). */
 const nativeMemory: BlockMemoryFactory = (b) =>
@@ -15,7 +23,8 @@ const nativeMemory: BlockMemoryFactory = (b) =>
 export const incomingCommand: Command = {
   name: 'incoming',
   summary: 'Receive a live migration from QEMU 7.2 and store it (RAM, device state, vmdesc)',
-  usage: 'URI --store DIR [--caps CAP[,CAP]] [--max-ram SIZE] [--timeout SEC] [--json] [--progress]',
+  usage:
+    'URI --store DIR [--caps CAP[,CAP]] [--max-ram SIZE] [--timeout SEC] [--touch PATTERN] [--userfault MODE] [--qmp ADDR] [--json] [--progress]',
   description: `
 Acts as a QEMU 7.2 migration destination (like \`qemu-system-x86_64 -incoming URI\`): listens on
 URI, receives one precopy migration (plain or XBZRLE; any machine, e.g. \`-M pc\` with a running
@@ -38,11 +47,27 @@ source): PONG for each PING, SHUT 0 when loaded (SHUT 1 on failure).
 --caps takes QEMU capability names; supported: ${SUPPORTED.join(', ')} (XBZRLE records are decoded
 whether or not xbzrle is given, as QEMU does; the list is recorded in the manifest).
 
+Postcopy (--caps postcopy-ram, as QEMU's "postcopy channels on the dest node"): set the same
+capabilities on the QEMU source, then migrate-start-postcopy there. Every RAM block becomes
+guest memory (2 MiB hugetlb when QEMU's block has 2 MiB pages) registered with userfaultfd at
+POSTCOPY_LISTEN; from POSTCOPY_RUN a toucher thread reads the RAM (--touch random, ascending,
+descending, or none) and each page it faults on is requested on the return path; huge pages are
+assembled whole, one temporary page per channel. postcopy-preempt: the second connection carries
+the requested pages. postcopy-blocktime: blocktime in the result. --userfault auto (default:
+userfaultfd, else the cooperative fallback, reported as such), uffd, or cooperative. If the
+connection breaks after RUN the migration pauses (postcopy-paused); with --qmp ADDR the QMP
+commands query-migrate and migrate-recover {"uri": URI} resume it (then migrate with
+"resume": true on QEMU). The result adds a "postcopy" object: backend, requests, faults,
+latency (average ns and the [2^N, 2^(N+1)) µs histogram), blocktime.
+
 Examples:
   e2k-migrate incoming tcp:127.0.0.1:4444 --store vm1/
       then in QEMU's monitor:  migrate tcp:127.0.0.1:4444
   e2k-migrate incoming unix:/tmp/mig.sock --store vm1/ --caps xbzrle --json
   e2k-migrate incoming "exec:gzip -dc saved.mig.gz" --store vm1/
+  e2k-migrate incoming tcp:127.0.0.1:4444 --store vm1/ --caps postcopy-ram,postcopy-preempt --qmp unix:/tmp/inc.qmp
+      then in QEMU's monitor:  migrate-set-capabilities postcopy-ram, postcopy-preempt on; migrate …;
+      migrate-start-postcopy
 `,
   options: {
     store: { type: 'string', arg: 'DIR', help: 'directory to store the migration in (must not hold one)' },
@@ -51,6 +76,17 @@ Examples:
     timeout: { type: 'string', arg: 'SEC', help: 'give up when no connection arrives within SEC seconds' },
     json: { type: 'boolean', help: 'print exactly one JSON value on stdout' },
     progress: { type: 'boolean', help: 'progress lines on stderr (default: when stderr is a TTY)' },
+    touch: {
+      type: 'string',
+      arg: 'PATTERN',
+      help: 'postcopy: toucher order random (default), ascending, descending, none',
+    },
+    userfault: { type: 'string', arg: 'MODE', help: 'postcopy: auto (default), uffd, cooperative' },
+    qmp: {
+      type: 'string',
+      arg: 'ADDR',
+      help: 'postcopy: QMP monitor (query-migrate, migrate-recover) on unix:PATH or tcp:HOST:PORT',
+    },
   },
   allowPositionals: true,
   async run(ctx: CommandContext): Promise<number> {
@@ -63,12 +99,29 @@ Examples:
     const caps = parseCapsOption(v.caps as string | undefined, SUPPORTED);
     const maxRam = typeof v['max-ram'] === 'string' ? parseSize(v['max-ram']) : undefined;
     const timeoutMs = parseTimeout(v.timeout);
+    const postcopy = caps.includes('postcopy-ram');
+    const pcOpts = parsePostcopyOptions(v);
+    if (!postcopy && (v.touch !== undefined || v.userfault !== undefined || v.qmp !== undefined)) {
+      throw new UsageError('--touch, --userfault and --qmp apply to postcopy only (--caps postcopy-ram)');
+    }
     parseUri(uri);
     await prepareStoreDir(dir);
 
     const showProgress = v.progress === true || (ctx.stderr as { isTTY?: boolean }).isTTY === true;
     const listener = await listen(uri);
     ctx.stderr.write(`incoming: listening on ${listener.uri}\n`);
+    if (postcopy) {
+      const t0 = performance.now();
+      const seconds = () => (performance.now() - t0) / 1000;
+      const progress = throttled(500, (n: number) => ctx.stderr.write(`${rateLine('incoming', n, seconds())}\n`));
+      const received = await receivePostcopy(
+        ctx,
+        listener,
+        { ...pcOpts, caps, maxRam, onProgress: showProgress ? progress : undefined },
+        timeoutMs,
+      );
+      return await storeAndReport(ctx, dir, received, { caps, seconds: seconds(), uri: listener.uri });
+    }
     let channel: Awaited<ReturnType<typeof listener.accept>>;
     try {
       channel = await listener.accept(timeoutMs === undefined ? {} : { timeoutMs });
@@ -94,48 +147,85 @@ Examples:
       throw err;
     }
     const recvSeconds = seconds();
-    try {
-      if (channel.info.writable) await channel.flush().catch(() => undefined);
-      await channel.close();
-      const manifest = await writeStore(dir, received, { capabilities: caps, seconds: recvSeconds });
-      const result = {
-        status: 'completed',
-        uri: listener.uri,
-        store: dir,
-        machine: manifest.machine,
-        capabilities: caps,
-        seconds: recvSeconds,
-        bytes: received.bytes,
-        mbps: (received.bytes * 8) / 1e6 / Math.max(recvSeconds, 1e-6),
-        blocks: manifest.blocks.map((b) => ({
-          idstr: b.idstr,
-          usedLength: b.usedLength,
-          sha256: b.sha256,
-          dataPages: b.dataPages,
-          file: b.file,
-        })),
-        records: manifest.received.records,
-        sections: manifest.received.sections,
-        devices: { bytes: manifest.devices.bytes, sections: manifest.devices.sections.length },
-        vmdesc: manifest.vmdesc ? manifest.vmdesc.bytes : null,
-        returnPath: received.returnPath,
-        memoryBackend: backendInfo().name,
-      };
-      if (v.json === true) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-      else {
-        ctx.stdout.write(
-          `completed: ${result.machine}, ${result.bytes} bytes in ${recvSeconds.toFixed(2)} s ` +
-            `(${result.records.normal} pages, ${result.records.duplicate} zero, ${result.records.xbzrle} XBZRLE; ` +
-            `${result.devices.sections} device sections) → ${dir}\n`,
-        );
-        for (const b of result.blocks) ctx.stdout.write(`  ${b.idstr}  ${b.usedLength} bytes  sha256 ${b.sha256}\n`);
-      }
-      return 0;
-    } finally {
-      received.close();
-    }
+    if (channel.info.writable) await channel.flush().catch(() => undefined);
+    await channel.close();
+    return await storeAndReport(ctx, dir, received, { caps, seconds: recvSeconds, uri: listener.uri });
   },
 };
+
+/** Writes the store, prints the result (one JSON value with --json); releases the received RAM. */
+async function storeAndReport(
+  ctx: CommandContext,
+  dir: string,
+  received: ReceivedMigration | PostcopyReceived,
+  o: { caps: string[]; seconds: number; uri: string },
+): Promise<number> {
+  try {
+    const manifest = await writeStore(dir, received, { capabilities: o.caps, seconds: o.seconds });
+    const result = {
+      status: 'completed',
+      uri: o.uri,
+      store: dir,
+      machine: manifest.machine,
+      capabilities: o.caps,
+      seconds: o.seconds,
+      bytes: received.bytes,
+      mbps: (received.bytes * 8) / 1e6 / Math.max(o.seconds, 1e-6),
+      blocks: manifest.blocks.map((b) => ({
+        idstr: b.idstr,
+        usedLength: b.usedLength,
+        pageSize: b.pageSize,
+        sha256: b.sha256,
+        dataPages: b.dataPages,
+        file: b.file,
+      })),
+      records: manifest.received.records,
+      sections: manifest.received.sections,
+      devices: { bytes: manifest.devices.bytes, sections: manifest.devices.sections.length },
+      vmdesc: manifest.vmdesc ? manifest.vmdesc.bytes : null,
+      returnPath: received.returnPath,
+      memoryBackend: backendInfo().name,
+      ...('query' in received ? { postcopy: postcopySummary(received) } : {}),
+    };
+    if (ctx.values.json === true) ctx.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    else {
+      ctx.stdout.write(
+        `completed: ${result.machine}, ${result.bytes} bytes in ${o.seconds.toFixed(2)} s ` +
+          `(${result.records.normal} pages, ${result.records.duplicate} zero, ${result.records.xbzrle} XBZRLE; ` +
+          `${result.devices.sections} device sections) → ${dir}\n`,
+      );
+      if (result.postcopy) {
+        const p = result.postcopy;
+        ctx.stdout.write(
+          `  postcopy (${p.backend}): ${p.requests} page requests, ${p.faults} faults, average fault latency ${(p.latencyNs / 1e3).toFixed(0)} µs\n`,
+        );
+      }
+      for (const b of result.blocks) ctx.stdout.write(`  ${b.idstr}  ${b.usedLength} bytes  sha256 ${b.sha256}\n`);
+    }
+    return 0;
+  } finally {
+    received.close();
+  }
+}
+
+/** The postcopy part of the result, from the destination's query-migrate. */
+function postcopySummary(r: PostcopyReceived) {
+  const q = r.query as Record<string, unknown>;
+  return {
+    state: q['x-postcopy-state'] as string | undefined,
+    backend: (q['x-postcopy-backend'] as string | undefined) ?? 'none',
+    backendReason: q['x-postcopy-backend-reason'] as string | undefined,
+    requests: (q['x-postcopy-requests'] as number | undefined) ?? 0,
+    faults: (q['x-postcopy-faults'] as number | undefined) ?? 0,
+    latencyNs: (q['postcopy-latency'] as number | undefined) ?? 0,
+    latencyDist: (q['postcopy-latency-dist'] as number[] | undefined) ?? [],
+    blocktimeMs: q['postcopy-blocktime'] as number | undefined,
+    vcpuBlocktimeMs: q['postcopy-vcpu-blocktime'] as number[] | undefined,
+    discardedBytes: q['x-postcopy-discarded-bytes'] as number | undefined,
+    pages: q['x-postcopy-pages'],
+    toucher: r.toucher,
+  };
+}
 
 function parseTimeout(v: unknown): number | undefined {
   if (v === undefined) return undefined;

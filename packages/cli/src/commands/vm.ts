@@ -30,7 +30,7 @@ export const vmCommand: Command = {
   name: 'vm',
   summary: 'Run an E2K virtual machine with a deterministic guest workload and a QMP monitor',
   usage:
-    '--mem SIZE [--vcpus N] [--workload PATTERN] [--cpu MODEL] [--stop-at STEP] [--qmp unix:PATH|tcp:HOST:PORT] [--incoming URI|defer] [--seed N] [--serial FILE|stdout|stderr] [--json]',
+    '--mem SIZE [--vcpus N] [--workload PATTERN] [--cpu MODEL] [--stop-at STEP] [--qmp unix:PATH|tcp:HOST:PORT] [--incoming URI|defer] [--caps CAPS] [--seed N] [--serial FILE|stdout|stderr] [--json]',
   description: `
 Runs an E2K machine as a process: guest RAM "e2k.ram" of --mem bytes, --vcpus vCPUs (one worker
 thread each), a serial console, a step-derived timer. The guest is a small program in guest RAM
@@ -51,7 +51,8 @@ QMP (--qmp): query-status, stop, cont, quit, human-monitor-command "info registe
 query-cpus-fast, x-query-registers (JSON), x-query-vcpus, x-query-ram-hash, x-check-workload;
 the migration commands migrate, migrate-incoming, migrate-set-capabilities,
 migrate-set-parameters, query-migrate, query-migrate-parameters, query-migrate-capabilities,
-migrate_cancel, object-add / object-del (tls-creds-x509, authz-simple, authz-list); events STOP,
+migrate_cancel, migrate-start-postcopy, migrate-pause, migrate {"resume": true} (postcopy source),
+object-add / object-del (tls-creds-x509, authz-simple, authz-list); events STOP,
 RESUME, SHUTDOWN, and MIGRATION / MIGRATION_PASS when the "events" capability is on.
 
 Incoming migration (--incoming URI, or "defer" and QMP migrate-incoming later, as qemu
@@ -59,7 +60,11 @@ Incoming migration (--incoming URI, or "defer" and QMP migrate-incoming later, a
 tcp:HOST:PORT, unix:PATH, fd:N, exec:CMD or file:PATH. Start it with the same --mem, --vcpus,
 --workload (and --rate) as the source. After a complete load the guest runs if it ran on the
 source (stays paused with --paused). If the incoming migration fails the process prints the
-reason and exits with status 3. TLS: object-add tls-creds-x509 + migrate-set-parameters
+reason and exits with status 3. Postcopy: --caps postcopy-ram[,postcopy-preempt] (or QMP
+migrate-set-capabilities before migrate-incoming); the vCPUs start at POSTCOPY_RUN while RAM
+is still arriving and fault on missing pages (userfaultfd; the cooperative fallback without it),
+query-migrate shows x-postcopy-backend, requests, faults and latency; after a broken connection
+the state is postcopy-paused until QMP migrate-recover {"uri": URI}. TLS: object-add tls-creds-x509 + migrate-set-parameters
 tls-creds before migrate-incoming (so use "defer").
 
 Exit status: 0 normal exit, 1 a vCPU faulted, 2 bad command line, 3 incoming migration failed.
@@ -70,6 +75,7 @@ Examples:
   e2k-migrate vm --mem 256M --vcpus 4 --workload rate --rate 20000 --working-set 4096 --serial stderr
   e2k-migrate vm --mem 64M --vcpus 2 --workload increment --qmp unix:/tmp/dst.qmp --incoming tcp:127.0.0.1:4444
   e2k-migrate vm --mem 64M --vcpus 2 --workload increment --incoming file:/tmp/vm.mig --stop-at 5000000 --json
+  e2k-migrate vm --mem 64M --vcpus 2 --qmp unix:/tmp/dst.qmp --caps postcopy-ram --incoming tcp:127.0.0.1:4444
 
 The summary (stdout; one JSON value with --json) gives each vCPU's steps, the sha256 of RAM and
 of each vCPU's e2k-cpu section, the serial byte count and the workload invariant check.
@@ -104,6 +110,11 @@ of each vCPU's e2k-cpu section, the serial byte count and the workload invariant
       type: 'string',
       arg: 'URI',
       help: 'wait for an incoming migration on URI, or "defer" (QMP migrate-incoming)',
+    },
+    caps: {
+      type: 'string',
+      arg: 'CAPS',
+      help: 'migration capabilities to turn on at start (like -global migration.x-…=on), e.g. postcopy-ram for --incoming',
     },
     'dirty-tracking': {
       type: 'string',
@@ -151,6 +162,7 @@ of each vCPU's e2k-cpu section, the serial byte count and the workload invariant
       onIncomingFinished,
     });
     try {
+      if (o.caps.length > 0) control.setCapabilities(o.caps.map((capability) => ({ capability, state: true })));
       if (server && o.qmp) {
         vmMonitorCommands(machine, server, { shutdown: (r) => finish(r) });
         registerInspectCommands(machine, server, o.workload);
@@ -226,6 +238,7 @@ interface VmOptions {
   tracking: (typeof TRACKING)[number];
   fill: boolean;
   prealloc: boolean;
+  caps: string[];
 }
 
 function parseOptions(ctx: CommandContext): VmOptions {
@@ -287,6 +300,10 @@ function parseOptions(ctx: CommandContext): VmOptions {
     tracking,
     fill: parseFill(str('fill')),
     prealloc: v['mem-prealloc'] === true,
+    caps: (str('caps') ?? '')
+      .split(',')
+      .map((c) => c.trim())
+      .filter(Boolean),
   };
 }
 

@@ -28,6 +28,17 @@ export interface MigrationParameters {
   'multifd-compression': 'none' | 'zlib' | 'zstd';
   'multifd-zlib-level': number;
   'multifd-zstd-level': number;
+  /**
+   * e2k-migrate's postcopy policy (QEMU has only `migrate-start-postcopy`): with postcopy-ram,
+   * switch to postcopy by itself after this many complete passes over RAM (0 = never).
+   */
+  'x-postcopy-after-iterations': number;
+  /**
+   * e2k-migrate's postcopy policy: with postcopy-ram, switch to postcopy when precopy does not
+   * converge — the remaining bytes at a dirty sync were not below their smallest value for this
+   * many consecutive syncs (0 = never).
+   */
+  'x-postcopy-stall-syncs': number;
 }
 
 export type ParameterName = keyof MigrationParameters;
@@ -60,6 +71,8 @@ export const DEFAULT_PARAMETERS: Readonly<MigrationParameters> = Object.freeze({
   'multifd-compression': 'none',
   'multifd-zlib-level': 1,
   'multifd-zstd-level': 1,
+  'x-postcopy-after-iterations': 0,
+  'x-postcopy-stall-syncs': 0,
 });
 
 export const PARAMETER_NAMES = Object.keys(DEFAULT_PARAMETERS) as ParameterName[];
@@ -99,6 +112,8 @@ const RULES: Record<ParameterName, Rule> = {
   'multifd-compression': { kind: 'enum', values: ['none', 'zlib', 'zstd'] },
   'multifd-zlib-level': { kind: 'int', min: 0, max: 9 },
   'multifd-zstd-level': { kind: 'int', min: 0, max: 20 },
+  'x-postcopy-after-iterations': { kind: 'int', min: 0, max: 1_000_000 },
+  'x-postcopy-stall-syncs': { kind: 'int', min: 0, max: 1_000_000 },
 };
 
 /**

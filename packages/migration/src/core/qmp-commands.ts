@@ -30,7 +30,8 @@ function bool(args: Record<string, unknown>, k: string): boolean | undefined {
  * The migration QMP commands with QEMU 7.2's names and arguments: `migrate {uri, blk?, inc?,
  * detach?, resume?}`, `migrate-incoming {uri}`, `migrate-set-capabilities {capabilities:
  * [{capability, state}]}`, `migrate-set-parameters {…}`, `query-migrate`,
- * `query-migrate-parameters`, `query-migrate-capabilities`, `migrate_cancel`, `object-add`,
+ * `query-migrate-parameters`, `query-migrate-capabilities`, `migrate-start-postcopy`,
+ * `migrate-pause`, `migrate_cancel`, `object-add`,
  * `object-del`. Errors are MigrationControlError / TransportError; the server answers them as
  * GenericError with the message.
  */
@@ -55,6 +56,15 @@ export function migrationQmpCommands(control: MigrationControl): MigrationQmpCom
       required: ['uri'],
       handler: async (a) => {
         await control.startIncoming(str(a, 'uri') as string, true);
+        return {};
+      },
+    },
+    {
+      name: 'migrate-recover',
+      args: ['uri'],
+      required: ['uri'],
+      handler: async (a) => {
+        await control.recoverIncoming(str(a, 'uri') as string);
         return {};
       },
     },
@@ -88,6 +98,24 @@ export function migrationQmpCommands(control: MigrationControl): MigrationQmpCom
     { name: 'query-migrate', args: [], required: [], handler: () => control.queryMigrate() },
     { name: 'query-migrate-parameters', args: [], required: [], handler: () => control.params.query() },
     { name: 'query-migrate-capabilities', args: [], required: [], handler: () => control.caps.query() },
+    {
+      name: 'migrate-start-postcopy',
+      args: [],
+      required: [],
+      handler: () => {
+        control.startPostcopy();
+        return {};
+      },
+    },
+    {
+      name: 'migrate-pause',
+      args: [],
+      required: [],
+      handler: () => {
+        control.pause();
+        return {};
+      },
+    },
     {
       name: 'migrate_cancel',
       args: [],

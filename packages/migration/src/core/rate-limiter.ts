@@ -60,6 +60,11 @@ export class RateLimiter {
     this.roll(true);
   }
 
+  /** Milliseconds until the current window ends (0 when it has). */
+  msUntilWindowEnd(): number {
+    return Math.max(0, this.windowStart + BUFFER_DELAY_MS - this.now());
+  }
+
   /** Sleeps until the current window ends, then starts a new one. */
   async waitForWindow(): Promise<void> {
     const left = this.windowStart + BUFFER_DELAY_MS - this.now();

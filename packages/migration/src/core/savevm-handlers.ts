@@ -3,6 +3,7 @@ import type { SectionLoader } from '../stream/section-loader.js';
 import type { Capabilities } from './capabilities.js';
 import type { MigrationFile } from './migration-file.js';
 import type { Parameters } from './parameters.js';
+import type { PostcopySaveHandler } from './postcopy-save.js';
 import type { QueryMigrate } from './stats.js';
 
 /**
@@ -80,7 +81,16 @@ export interface DeviceStateHandler<S = unknown> {
 
 /** One registered handler with the section id it got at registration. */
 export type SaveVmEntry =
-  | { kind: 'live'; sectionId: number; save?: LiveSaveHandler; load?: SectionLoader; idstr: string; instanceId: number }
+  | {
+      kind: 'live';
+      sectionId: number;
+      save?: LiveSaveHandler;
+      load?: SectionLoader;
+      /** The handler can continue in postcopy (QEMU: it has save_live_complete_postcopy). */
+      postcopy?: PostcopySaveHandler;
+      idstr: string;
+      instanceId: number;
+    }
   | { kind: 'device'; sectionId: number; device: DeviceStateHandler; idstr: string; instanceId: number };
 
 /**
@@ -94,10 +104,23 @@ export class SaveVmHandlers {
   /** Cross-section checks after every section was loaded (e.g. timer against step counts). */
   afterLoad: (() => void) | undefined;
 
-  /** Registers an iterable handler (save side, load side or both); returns its section id. */
-  registerLive(h: { idstr: string; instanceId: number; save?: LiveSaveHandler; load?: SectionLoader }): number {
-    const sectionId = this.nextSectionId++;
-    this.list.push({ kind: 'live', sectionId, ...h });
+  /**
+   * Registers an iterable handler (save side, load side or both, and its postcopy side); returns
+   * its section id. `sectionId` pins the id (a stored migration re-sent with its original ids);
+   * the counter continues after it.
+   */
+  registerLive(h: {
+    idstr: string;
+    instanceId: number;
+    save?: LiveSaveHandler;
+    load?: SectionLoader;
+    postcopy?: PostcopySaveHandler;
+    sectionId?: number;
+  }): number {
+    const { sectionId: pinned, ...rest } = h;
+    const sectionId = pinned ?? this.nextSectionId;
+    this.nextSectionId = Math.max(this.nextSectionId, sectionId + 1);
+    this.list.push({ kind: 'live', sectionId, ...rest });
     return sectionId;
   }
 
@@ -113,10 +136,13 @@ export class SaveVmHandlers {
     return this.list;
   }
 
-  /** Iterable handlers with a save side, in order. */
-  live(): { sectionId: number; handler: LiveSaveHandler }[] {
-    const out: { sectionId: number; handler: LiveSaveHandler }[] = [];
-    for (const e of this.list) if (e.kind === 'live' && e.save) out.push({ sectionId: e.sectionId, handler: e.save });
+  /** Iterable handlers with a save side, in order (with their postcopy side when they have one). */
+  live(): { sectionId: number; handler: LiveSaveHandler; postcopy?: PostcopySaveHandler }[] {
+    const out: { sectionId: number; handler: LiveSaveHandler; postcopy?: PostcopySaveHandler }[] = [];
+    for (const e of this.list) {
+      if (e.kind !== 'live' || !e.save) continue;
+      out.push({ sectionId: e.sectionId, handler: e.save, ...(e.postcopy ? { postcopy: e.postcopy } : {}) });
+    }
     return out;
   }
 

@@ -45,6 +45,13 @@ export interface QueryMigrate {
   'xbzrle-cache'?: XbzrleStats;
   'postcopy-blocktime'?: number;
   'postcopy-vcpu-blocktime'?: number[];
+  /** Destination, QEMU 10.1 names: average remote-fault latency (ns) … */
+  'postcopy-latency'?: number;
+  /** … histogram: bucket N counts faults resolved in [2^N, 2^(N+1)) µs … */
+  'postcopy-latency-dist'?: number[];
+  /** … per vCPU (ns), and for faults of threads that are not vCPUs (ns). */
+  'postcopy-vcpu-latency'?: number[];
+  'postcopy-non-vcpu-latency'?: number;
   [extra: `x-${string}`]: unknown;
 }
 

@@ -25,6 +25,8 @@ export interface BlockMemoryRequest {
   size: number;
   /** Target page size. */
   pageSize: number;
+  /** The block's host page size (the MEM_SIZE page_size of a postcopy huge-page block, else `pageSize`). */
+  hostPageSize?: number;
 }
 
 /** Allocates the memory of one RAM block; called once per block of the START block list. */

@@ -81,7 +81,12 @@ export class ReceivedRam implements RamSink {
       }
     }
     for (const b of list.blocks) {
-      const memory = this.factory({ name: b.name, size: b.usedLength, pageSize: this.tps });
+      const memory = this.factory({
+        name: b.name,
+        size: b.usedLength,
+        pageSize: this.tps,
+        hostPageSize: b.pageSize ?? this.tps,
+      });
       const block: ReceivedBlock = {
         name: b.name,
         size: b.usedLength,

@@ -54,6 +54,18 @@ export interface StreamReaderOptions {
   trailing?: 'error' | 'report';
   /** Accept an input that ends at a record boundary without QEMU_VM_EOF. Default false. */
   allowMissingEof?: boolean;
+  /**
+   * The reader of the earlier part of the same migration (postcopy recovery: a new connection
+   * continues the stream without a header): the section ids it learnt stay valid, so PART/END
+   * sections resolve to the same loaders. Use with `header: false` and the same `state`.
+   */
+  continueFrom?: StreamReader;
+  /**
+   * The input is a live connection: after the EOF of a postcopy stream (no vmdesc follows) stop
+   * reading instead of waiting for the connection to end — the source closes it only after the
+   * destination's SHUT. Default false (files are checked for trailing bytes).
+   */
+  liveSource?: boolean;
 }
 
 /** How the stream ended. */
@@ -85,8 +97,12 @@ export class StreamReader {
   constructor(source: ByteSource, opts: StreamReaderOptions) {
     this.source = source;
     this.opts = opts;
-    this.state = opts.state ?? new StreamState();
+    this.state = opts.state ?? opts.continueFrom?.state ?? new StreamState();
     this.visitor = opts.visitor ?? {};
+    if (opts.continueFrom) {
+      for (const [id, entry] of opts.continueFrom.sections) this.sections.set(id, entry);
+      this.recordsSeen = 1;
+    }
   }
 
   async read(): Promise<StreamEnd> {
@@ -105,6 +121,9 @@ export class StreamReader {
       });
     }
     const eofOffset = src.offset - 1;
+    if (this.opts.liveSource && this.state.postcopyListening && src.available === 0) {
+      return { eofOffset, vmdescOffset: undefined, endOffset: src.offset };
+    }
     let vmdescOffset: number | undefined;
     if ((await src.ensure(1)) && src.buf[src.pos] === QEMU_VM_VMDESCRIPTION) {
       vmdescOffset = src.offset;
@@ -120,6 +139,7 @@ export class StreamReader {
       });
       await v.vmdesc?.(json, vmdescOffset);
     }
+    if (this.opts.liveSource && src.available === 0) return { eofOffset, vmdescOffset, endOffset: src.offset };
     if (await src.ensure(1)) await this.trailing();
     return { eofOffset, vmdescOffset, endOffset: src.offset };
   }

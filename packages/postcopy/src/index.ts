@@ -1,0 +1,2 @@
+export * from './dest/index.js';
+export * from './source/index.js';

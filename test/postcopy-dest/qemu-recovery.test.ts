@@ -1,0 +1,185 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { QmpClient } from '@e2k-migrate/qmp';
+import { needs, startTcpProxy } from '@e2k-migrate/test-support';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  checkGuestInvariant,
+  e2kBuilt,
+  killAllE2k,
+  killAllQemu,
+  QemuProcess,
+  qemuAvailable,
+  queryMigrate,
+  runE2k,
+  serialMarkers,
+  setCapabilities,
+  setParameters,
+  waitFor,
+  waitForMigration,
+} from '../../tools/src/qemu/index.js';
+import { sha256, startCutProxy, uffdAvailable } from './support.js';
+
+const MiB = 1 << 20;
+const qemu = qemuAvailable();
+const uffd = uffdAvailable();
+const run = needs('qemu', qemu.ok, qemu.reason) && needs('uffd', uffd.ok, uffd.reason);
+
+/**
+ * Postcopy recovery with QEMU 7.2 as the source (spec §9.6): the connection is cut by a proxy
+ * while both sides are in postcopy (the guest already runs on our side and faults), both pause
+ * without losing anything, `migrate-recover` on our QMP monitor listens again, QEMU's
+ * `migrate {"resume": true}` reconnects, RECV_BITMAP/POSTCOPY_RESUME are answered and the
+ * migration completes with RAM equal to QEMU's.
+ */
+describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming: postcopy recovery after a cut (live)', () => {
+  let work: string;
+  beforeAll(async () => {
+    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` first');
+    work = await mkdtemp(join(tmpdir(), 'e2k-pc-recover-'));
+  });
+  afterEach(async () => {
+    killAllE2k();
+    await killAllQemu();
+  });
+  afterAll(async () => {
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('pauses on both sides, resumes through migrate-recover + migrate resume, RAM equals the source', async () => {
+    const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'recover-src' });
+    await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
+    const store = join(work, 'store');
+    const qmpPath = join(work, 'inc.qmp');
+    const inc = runE2k([
+      'incoming',
+      'tcp:127.0.0.1:0',
+      '--store',
+      store,
+      '--caps',
+      'postcopy-ram,postcopy-blocktime',
+      '--qmp',
+      `unix:${qmpPath}`,
+      '--json',
+    ]);
+    const port = Number((await inc.waitForStderr(/listening on tcp:127\.0\.0\.1:(\d+)/))[1]);
+    await inc.waitForStderr(/QMP monitor on/);
+    const dst = await QmpClient.connect(`unix:${qmpPath}`);
+    const proxy = await startTcpProxy({ host: '127.0.0.1', port });
+    try {
+      await setCapabilities(src.qmp, ['postcopy-ram']);
+      await setParameters(src.qmp, {
+        'max-bandwidth': 64 * MiB,
+        'downtime-limit': 1,
+        'max-postcopy-bandwidth': 8 * MiB,
+      });
+      await src.qmp.execute('migrate', { uri: proxy.uri });
+      await waitFor('2 dirty syncs', async () =>
+        ((await queryMigrate(src.qmp)).ram?.['dirty-sync-count'] ?? 0) >= 2 ? true : undefined,
+      );
+      await src.qmp.execute('migrate-start-postcopy');
+      // In postcopy, with the guest running here and pages requested: cut 2 MiB further on.
+      await waitFor('destination postcopy with page requests', async () => {
+        const q = (await dst.execute('query-migrate')) as Record<string, unknown>;
+        return q.status === 'postcopy-active' && (q['x-postcopy-requests'] as number) > 0 ? true : undefined;
+      });
+      proxy.cutAfter(proxy.forwarded + 2 * MiB);
+      await waitFor('both sides paused', async () => {
+        const s = (await queryMigrate(src.qmp)).status;
+        const d = ((await dst.execute('query-migrate')) as { status?: string }).status;
+        return s === 'postcopy-paused' && d === 'postcopy-paused' ? true : undefined;
+      });
+      const paused = (await dst.execute('query-migrate')) as Record<string, unknown>;
+      expect(paused['x-pause-reason']).toMatch(/E_/);
+      const { uri } = (await dst.execute('migrate-recover', { uri: 'tcp:127.0.0.1:0' })) as { uri: string };
+      await src.qmp.execute('migrate', { uri, resume: true });
+      const q = await waitForMigration(src.qmp, { timeoutMs: 120_000 });
+      expect(q.status).toBe('completed');
+      expect(await inc.exit).toBe(0);
+      const result = JSON.parse(inc.stdout()) as {
+        blocks: { idstr: string; sha256: string }[];
+        postcopy: {
+          requests: number;
+          faults: number;
+          backend: string;
+          pages: { duplicates: number; alreadyPlaced: number };
+        };
+      };
+      const pmem = await src.pmemsave(0, 32 * MiB);
+      expect(checkGuestInvariant(pmem).ok).toBe(true);
+      expect(result.blocks.find((b) => b.idstr === 'pc.ram')?.sha256).toBe(sha256(pmem));
+      expect(result.postcopy.backend).toBe('uffd');
+      expect(result.postcopy.requests).toBeGreaterThan(0);
+      // After the resume QEMU re-sent exactly what the received bitmap lacked: nothing twice.
+      expect(result.postcopy.pages).toMatchObject({ duplicates: 0, alreadyPlaced: 0 });
+      expect(inc.stderr()).toMatch(/state postcopy-paused/);
+      expect(inc.stderr()).toMatch(/state postcopy-recover/);
+    } finally {
+      await dst.close().catch(() => undefined);
+      await proxy.close();
+    }
+  });
+
+  it('with postcopy-preempt: both connections cut, the main one and the preempt one reconnect', async () => {
+    const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'recover-preempt-src' });
+    await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
+    const store = join(work, 'store-preempt');
+    const qmpPath = join(work, 'inc-preempt.qmp');
+    const inc = runE2k([
+      'incoming',
+      'tcp:127.0.0.1:0',
+      '--store',
+      store,
+      '--caps',
+      'postcopy-ram,postcopy-preempt',
+      '--qmp',
+      `unix:${qmpPath}`,
+      '--json',
+    ]);
+    const port = Number((await inc.waitForStderr(/listening on tcp:127\.0\.0\.1:(\d+)/))[1]);
+    await inc.waitForStderr(/QMP monitor on/);
+    const dst = await QmpClient.connect(`unix:${qmpPath}`);
+    const proxy = await startCutProxy({ host: '127.0.0.1', port });
+    try {
+      await setCapabilities(src.qmp, ['postcopy-ram', 'postcopy-preempt']);
+      await setParameters(src.qmp, {
+        'max-bandwidth': 64 * MiB,
+        'downtime-limit': 1,
+        'max-postcopy-bandwidth': 8 * MiB,
+      });
+      await src.qmp.execute('migrate', { uri: proxy.uri });
+      await waitFor('2 dirty syncs', async () =>
+        ((await queryMigrate(src.qmp)).ram?.['dirty-sync-count'] ?? 0) >= 2 ? true : undefined,
+      );
+      await src.qmp.execute('migrate-start-postcopy');
+      await waitFor('destination postcopy with page requests', async () => {
+        const q = (await dst.execute('query-migrate')) as Record<string, unknown>;
+        return q.status === 'postcopy-active' && (q['x-postcopy-requests'] as number) > 0 ? true : undefined;
+      });
+      expect(proxy.connections).toBe(2);
+      proxy.cutAll();
+      await waitFor('both sides paused', async () => {
+        const s = (await queryMigrate(src.qmp)).status;
+        const d = ((await dst.execute('query-migrate')) as { status?: string }).status;
+        return s === 'postcopy-paused' && d === 'postcopy-paused' ? true : undefined;
+      });
+      const { uri } = (await dst.execute('migrate-recover', { uri: 'tcp:127.0.0.1:0' })) as { uri: string };
+      await src.qmp.execute('migrate', { uri, resume: true });
+      const q = await waitForMigration(src.qmp, { timeoutMs: 120_000 });
+      expect(q.status).toBe('completed');
+      expect(await inc.exit).toBe(0);
+      const result = JSON.parse(inc.stdout()) as {
+        blocks: { idstr: string; sha256: string }[];
+        postcopy: { requests: number; pages: { duplicates: number; alreadyPlaced: number } };
+      };
+      expect(result.blocks.find((b) => b.idstr === 'pc.ram')?.sha256).toBe(sha256(await src.pmemsave(0, 32 * MiB)));
+      expect(result.postcopy.pages).toMatchObject({ duplicates: 0, alreadyPlaced: 0 });
+      // QEMU 7.2 reconnects the preempt channel too; it is read to its final EOS again.
+      expect(inc.stderr().match(/postcopy-preempt connection attached/g)).toHaveLength(2);
+    } finally {
+      await dst.close().catch(() => undefined);
+      await proxy.close();
+    }
+  });
+});
