@@ -78,20 +78,35 @@ export interface MigrationErrorDetails {
 }
 
 /**
- * Base class of every error of the migration package: a stable `code`, the byte `offset`, the
+ * Base class of every error of the migration package (and of the postcopy package built on it):
+ * a stable string `code` callers branch on. {@link MigrationStreamError} covers the bytes of a
+ * stream (with the offset and section), `MigrationControlError` the control plane (capabilities,
+ * parameters, states).
+ */
+export class MigrationError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MigrationError';
+    this.code = code;
+  }
+}
+
+/**
+ * A problem in the bytes of a migration stream: a stable `code`, the byte `offset`, the
  * `section` and `record` being read. Messages say what was expected, what was found, and where.
  */
-export class MigrationStreamError extends Error {
-  readonly code: MigrationErrorCode;
+export class MigrationStreamError extends MigrationError {
+  declare readonly code: MigrationErrorCode;
   offset: number | undefined;
   section: string | undefined;
   record: string | undefined;
   channel: string | undefined;
 
   constructor(code: MigrationErrorCode, message: string, details: MigrationErrorDetails = {}) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'MigrationStreamError';
-    this.code = code;
     this.offset = details.offset;
     this.section = details.section;
     this.record = details.record;

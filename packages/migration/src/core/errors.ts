@@ -1,3 +1,5 @@
+import { MigrationError } from '../errors.js';
+
 /**
  * Errors of the migration control plane (capabilities, parameters, states, the source and
  * destination drivers). Callers branch on `code`.
@@ -18,8 +20,8 @@ export type MigrationControlErrorCode =
   /** A state machine received an event it has no transition for. */
   | 'E_ILLEGAL_TRANSITION';
 
-export class MigrationControlError extends Error {
-  readonly code: MigrationControlErrorCode;
+export class MigrationControlError extends MigrationError {
+  declare readonly code: MigrationControlErrorCode;
   /** The capability or parameter concerned. */
   readonly subject: string | undefined;
   /** For unknown names: every valid name. */
@@ -30,9 +32,8 @@ export class MigrationControlError extends Error {
     message: string,
     details: { subject?: string; valid?: readonly string[]; cause?: unknown } = {},
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'MigrationControlError';
-    this.code = code;
     this.subject = details.subject;
     this.valid = details.valid;
   }

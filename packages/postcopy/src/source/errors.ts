@@ -1,3 +1,4 @@
+import { MigrationError } from '@e2k-migrate/migration';
 /**
  * Error codes of the postcopy source (callers branch on `code`):
  * - `E_BAD_PAGE_REQUEST`: a REQ_PAGES(_ID) names an unknown block, is not aligned to the block's
@@ -8,9 +9,13 @@
  */
 export type PostcopySourceErrorCode = 'E_BAD_PAGE_REQUEST' | 'E_BAD_RECV_BITMAP' | 'E_NOT_STARTED' | 'E_BAD_ARGUMENT';
 
-/** Base error of the postcopy source side, with the block and byte offset concerned. */
-export class PostcopySourceError extends Error {
-  readonly code: PostcopySourceErrorCode;
+/**
+ * Errors of the postcopy source side, with the block and byte offset concerned. Like every error
+ * of this package (the destination's {@link PostcopyProtocolError} is a stream error), it is a
+ * `MigrationError` of `@e2k-migrate/migration`: one base, branch on `code`.
+ */
+export class PostcopySourceError extends MigrationError {
+  declare readonly code: PostcopySourceErrorCode;
   readonly block: string | undefined;
   /** Byte offset in the block (requests) or on the return path. */
   readonly offset: number | undefined;
@@ -20,9 +25,8 @@ export class PostcopySourceError extends Error {
     message: string,
     details: { block?: string; offset?: number; cause?: unknown } = {},
   ) {
-    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    super(code, message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = 'PostcopySourceError';
-    this.code = code;
     this.block = details.block;
     this.offset = details.offset;
   }
