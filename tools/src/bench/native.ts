@@ -21,7 +21,8 @@ import { type Bench, memcpyGBps, percentile } from './bench.js';
 const C_DIR = resolve(import.meta.dirname, '..', '..', 'src', 'bench', 'c');
 const PAGE = 4096;
 
-function compile(dir: string, name: string): string {
+/** Compiles `tools/src/bench/c/NAME.c` with `cc -O2 -pthread` into `dir`; returns the binary's path. */
+export function compile(dir: string, name: string): string {
   const out = join(dir, name);
   execFileSync('cc', ['-O2', '-pthread', '-o', out, join(C_DIR, `${name}.c`)], {
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -29,7 +30,8 @@ function compile(dir: string, name: string): string {
   return out;
 }
 
-function runC<T>(bin: string, args: string[]): T {
+/** Runs a C reference program and parses the one JSON value it prints. */
+export function runC<T>(bin: string, args: string[]): T {
   return JSON.parse(execFileSync(bin, args, { encoding: 'utf8' })) as T;
 }
 
@@ -76,17 +78,35 @@ function copyCost(backend: BackendName, pages: number): { single: number; batche
   return { single, batched };
 }
 
-/** Fault round trip seen by the faulting worker: p50/p99 in µs. */
-async function faultRtt(backend: BackendName, pages: number): Promise<{ p50: number; p99: number; handoff: number }> {
-  const mem = createGuestMemoryWith(backend, { size: pages * PAGE });
+export interface FaultRtt {
+  /** Fault round trip seen by the faulting worker (touch → resumed), µs. */
+  p50: number;
+  p99: number;
+  /** Fault read by the addon's fault thread → JS handler entry, p50 µs. */
+  handoff: number;
+  /** Fault read → page installed (after `UFFDIO_COPY` returns): what the postcopy destination's latency statistics time, µs. */
+  placedP50: number;
+  placedP99: number;
+}
+
+/** Fault round trip of `pages` first touches (4 KiB anonymous, or 2 MiB hugetlb pages): p50/p99 in µs. */
+export async function faultRtt(
+  backend: BackendName,
+  pages: number,
+  kind: 'anonymous' | 'hugetlb' = 'anonymous',
+): Promise<FaultRtt> {
+  const pageSize = kind === 'hugetlb' ? 2 << 20 : PAGE;
+  const mem = createGuestMemoryWith(backend, { size: pages * pageSize, kind });
   const uf = createUserfault({ mode: backend === 'native' ? 'uffd' : 'cooperative' });
-  const page = new Uint8Array(PAGE).fill(0x5a);
+  const page = new Uint8Array(pageSize).fill(0x5a);
   const handoff: number[] = [];
+  const placed: number[] = [];
   uf.setFaultHandler((events) => {
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, like the events' timestamps
     for (const e of events) {
       handoff.push(Number(now - e.timestampNs) / 1e3);
-      uf.copy(mem, e.offset, page);
+      uf.copy(mem, e.offset - (e.offset % pageSize), page);
+      placed.push(Number(process.hrtime.bigint() - e.timestampNs) / 1e3);
     }
   });
   uf.register(mem);
@@ -104,7 +124,13 @@ async function faultRtt(backend: BackendName, pages: number): Promise<{ p50: num
   uf.close();
   mem.close();
   const xs = [...lat].map((ns) => ns / 1e3);
-  return { p50: percentile(xs, 50), p99: percentile(xs, 99), handoff: percentile(handoff, 50) };
+  return {
+    p50: percentile(xs, 50),
+    p99: percentile(xs, 99),
+    handoff: percentile(handoff, 50),
+    placedP50: percentile(placed, 50),
+    placedP99: percentile(placed, 99),
+  };
 }
 
 /** Dirty collection over `mib` MiB with every 16th page written: mean ms per collection. */
@@ -181,8 +207,8 @@ export const nativeBench: Bench = {
       // The hand-off latency is bimodal on a shared 2-core VM (threads on one core, or a wake from
       // idle on the other): take the median of 3 runs of each, interleaved.
       const runs = quick ? 1 : 3;
-      const nRuns: { p50: number; p99: number; handoff: number }[] = [];
-      const fRuns: { p50: number; p99: number; handoff: number }[] = [];
+      const nRuns: FaultRtt[] = [];
+      const fRuns: FaultRtt[] = [];
       const cRuns: CResult[] = [];
       for (let i = 0; i < runs; i++) {
         nRuns.push(await faultRtt('native', rttPages));

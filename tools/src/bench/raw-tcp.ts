@@ -1,27 +1,50 @@
 /**
  * The physical reference of the precopy benchmark: moving the same number of bytes from one
  * process's memory to another over loopback TCP with the same transport (`Channel`, 1 MiB
- * writes from distinct, pre-faulted memory; the receiver reads and drops). Run as a child:
- * `node raw-tcp.js recv` prints `PORT n` then, at the end, `BYTES n MS t`;
+ * writes from distinct, pre-faulted memory; the receiver reads and drops). The `copy` sink is the
+ * destination's floor: the receiver only copies the received bytes, in order, into a fresh
+ * (never touched) native guest-memory region of that size — memcpy plus the kernel's first-touch
+ * page faults, none of the migration stream's work. Run as a child:
+ * `node raw-tcp.js recv [drop|copy] BYTES` prints `PORT n` then, at the end, `BYTES n MS t`;
  * `node raw-tcp.js send URI BYTES` sends.
  */
 import { fork } from 'node:child_process';
 import { randomFillSync } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
+import { createGuestMemoryWith } from '@e2k-migrate/native';
 import { connect, listen } from '@e2k-migrate/transports';
 
 const SELF = fileURLToPath(import.meta.url);
 const CHUNK = 1 << 20;
 
-async function recv(): Promise<void> {
+/** What the receiver does with the bytes: drop them, or copy them into fresh guest memory. */
+export type RawSink = 'drop' | 'copy';
+
+async function recv(sink: RawSink, bytes: number): Promise<void> {
+  const mem = sink === 'copy' ? createGuestMemoryWith('native', { size: Math.ceil(bytes / 4096) * 4096 }) : undefined;
+  const views = mem?.views() ?? [];
+  const viewBytes = mem?.handle.viewBytes ?? 1;
   const l = await listen('tcp:127.0.0.1:0');
   process.stdout.write(`PORT ${l.uri.split(':').pop()}\n`);
   const ch = await l.accept();
   const t0 = performance.now();
   let n = 0;
-  for await (const c of ch.chunks()) n += c.length;
+  for await (const c of ch.chunks()) {
+    if (mem) {
+      for (let at = 0; at < c.length && n + at < mem.size; ) {
+        const pos = n + at;
+        const view = views[Math.floor(pos / viewBytes)] as Uint8Array;
+        const off = pos % viewBytes;
+        const len = Math.min(c.length - at, view.length - off);
+        view.set(c.subarray(at, at + len), off);
+        at += len;
+      }
+    }
+    n += c.length;
+  }
   process.stdout.write(`BYTES ${n} MS ${performance.now() - t0}\n`);
   await l.close();
+  mem?.close();
 }
 
 async function send(uri: string, bytes: number): Promise<void> {
@@ -33,8 +56,8 @@ async function send(uri: string, bytes: number): Promise<void> {
 }
 
 /** Runs one raw transfer of `bytes` between two child processes; returns bytes/s. */
-export async function rawLoopbackTcp(bytes: number): Promise<number> {
-  const rx = fork(SELF, ['recv'], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+export async function rawLoopbackTcp(bytes: number, sink: RawSink = 'drop'): Promise<number> {
+  const rx = fork(SELF, ['recv', sink, String(bytes)], { stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
   let out = '';
   const port = await new Promise<string>((resolve, reject) => {
     rx.stdout?.on('data', (d: Buffer) => {
@@ -59,7 +82,7 @@ export async function rawLoopbackTcp(bytes: number): Promise<number> {
 }
 
 if (process.argv[1] === SELF) {
-  const [cmd, uri, bytes] = process.argv.slice(2);
-  if (cmd === 'recv') await recv();
-  else if (cmd === 'send') await send(uri as string, Number(bytes));
+  const [cmd, a, bytes] = process.argv.slice(2);
+  if (cmd === 'recv') await recv(a === 'copy' ? 'copy' : 'drop', Number(bytes));
+  else if (cmd === 'send') await send(a as string, Number(bytes));
 }

@@ -1,6 +1,21 @@
 /** Buckets of the latency histogram: bucket N counts faults resolved in [2^N, 2^(N+1)) µs. */
 export const LATENCY_BUCKETS = 32;
 
+/** Per-fault latency samples kept by default (8 bytes each: 1 MiB). */
+export const DEFAULT_LATENCY_SAMPLES = 1 << 17;
+
+/** Exact percentiles of the kept per-fault latencies (`x-query-postcopy-latency`). */
+export interface LatencySummary {
+  /** Resolved faults (all of them, kept or not). */
+  resolved: number;
+  /** Samples kept: every resolved fault up to the capacity, then a uniform random subset of them. */
+  samples: number;
+  p50Ns: number;
+  p90Ns: number;
+  p99Ns: number;
+  maxNs: number;
+}
+
 /** The destination's remote-fault statistics (QEMU 7.2 blocktime, QEMU 10.1 latency names). */
 export interface FaultStatsSnapshot {
   /** Faults seen (each blocked thread counts once per fault). */
@@ -46,9 +61,18 @@ export class FaultStats {
   private nonVcpuNs = 0n;
   private nonVcpuCount = 0;
   private blocktimeNs = 0n;
+  private readonly capacity: number;
+  private kept = new Float64Array(0);
+  private keptCount = 0;
 
-  constructor(vcpuTids: () => readonly number[]) {
+  /**
+   * @param vcpuTids kernel thread ids of the vCPUs (index = vCPU).
+   * @param sampleCapacity per-fault latencies kept for exact percentiles; past it, reservoir
+   *   sampling keeps a uniform subset of that size (0: none kept).
+   */
+  constructor(vcpuTids: () => readonly number[], sampleCapacity = DEFAULT_LATENCY_SAMPLES) {
     this.vcpuTids = vcpuTids;
+    this.capacity = Math.max(0, Math.floor(sampleCapacity));
   }
 
   /** A thread faulted at `ts` (ns) on the host page `key`. */
@@ -76,6 +100,7 @@ export class FaultStats {
       this.resolved++;
       this.totalNs += ns;
       this.dist[bucketOf(ns)] = (this.dist[bucketOf(ns)] as number) + 1;
+      this.keep(Number(ns));
       if (w.vcpu < 0) {
         this.nonVcpuNs += ns;
         this.nonVcpuCount++;
@@ -115,6 +140,41 @@ export class FaultStats {
       ),
       nonVcpuLatencyNs: this.nonVcpuCount ? Number(this.nonVcpuNs / BigInt(this.nonVcpuCount)) : 0,
     };
+  }
+
+  /** The kept per-fault latencies (ns), in resolution order while under the capacity (a copy). */
+  latencySamples(): Float64Array {
+    return this.kept.slice(0, this.keptCount);
+  }
+
+  /** p50 / p90 / p99 / max of the kept latencies (nearest rank; NaN without samples). */
+  latencySummary(): LatencySummary {
+    const s = this.latencySamples().sort();
+    const at = (p: number) => (s.length ? (s[Math.max(0, Math.ceil((p / 100) * s.length) - 1)] as number) : Number.NaN);
+    return {
+      resolved: this.resolved,
+      samples: s.length,
+      p50Ns: at(50),
+      p90Ns: at(90),
+      p99Ns: at(99),
+      maxNs: s.length ? (s[s.length - 1] as number) : Number.NaN,
+    };
+  }
+
+  /** Algorithm R: the first `capacity` samples, then sample i replaces a random slot with probability capacity / i. */
+  private keep(ns: number): void {
+    if (this.capacity === 0) return;
+    if (this.keptCount < this.capacity) {
+      if (this.keptCount === this.kept.length) {
+        const grown = new Float64Array(Math.min(this.capacity, Math.max(1024, this.kept.length * 2)));
+        grown.set(this.kept);
+        this.kept = grown;
+      }
+      this.kept[this.keptCount++] = ns;
+      return;
+    }
+    const slot = Math.floor(Math.random() * this.resolved);
+    if (slot < this.capacity) this.kept[slot] = ns;
   }
 
   private blockedVcpus(): number {

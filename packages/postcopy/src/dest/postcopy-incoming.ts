@@ -12,7 +12,7 @@ import {
 } from '@e2k-migrate/migration';
 import { applyDiscard } from './apply-discard.js';
 import { checkAdvise } from './check-advise.js';
-import { FaultStats } from './fault-stats.js';
+import { FaultStats, type LatencySummary } from './fault-stats.js';
 import type { UserfaultChoice } from './open-userfault.js';
 import { PageRequester } from './page-requester.js';
 import { PlacementPath } from './placement-path.js';
@@ -87,6 +87,16 @@ export class PostcopyIncoming implements IncomingPostcopy {
   /** `uffd` or `cooperative` once chosen (at the first DISCARD or LISTEN). */
   get backend(): 'uffd' | 'cooperative' | undefined {
     return this.path?.userfault.backend;
+  }
+
+  /** Exact p50 / p90 / p99 / max of the remote-fault latencies so far (`x-query-postcopy-latency`). */
+  latencySummary(): LatencySummary {
+    return this.stats.latencySummary();
+  }
+
+  /** The per-fault latencies (ns) kept so far: fault read → host page placed (a copy). */
+  latencySamples(): Float64Array {
+    return this.stats.latencySamples();
   }
 
   /** Outstanding page requests, in order (diagnostics and tests). */
