@@ -82,14 +82,15 @@ export function formatProgress(q: QueryMigrateReply): string {
   const filled = Math.round(done * width);
   const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
   const parts = [
-    `${q.status}`.padEnd(9),
+    `${q.status}`.padEnd(q.status?.startsWith('postcopy') ? 15 : 9),
     bar,
     `sent ${((r.transferred ?? 0) / MIB).toFixed(1)} MiB`,
     `left ${((r.remaining ?? 0) / MIB).toFixed(1)} MiB`,
     `${(r.mbps ?? 0).toFixed(0)} Mbps`,
-    `pass ${r['dirty-sync-count'] ?? 0}`,
-    `dirty ${r['dirty-pages-rate'] ?? 0} pages/s`,
   ];
+  // After the switch the guest runs on the destination: what matters is the pages it asks for.
+  if (q.status?.startsWith('postcopy')) parts.push(`requests ${r['postcopy-requests'] ?? 0}`);
+  else parts.push(`pass ${r['dirty-sync-count'] ?? 0}`, `dirty ${r['dirty-pages-rate'] ?? 0} pages/s`);
   if (q['cpu-throttle-percentage']) parts.push(`throttle ${q['cpu-throttle-percentage']}%`);
   return parts.join('  ');
 }
@@ -126,11 +127,15 @@ export async function followMigration(
   const start = performance.now();
   let lastPrinted = 0;
   let last: QueryMigrateReply = {};
+  let lastStatus: string | undefined;
   for (;;) {
     last = (await qmp.execute('query-migrate')) as QueryMigrateReply;
     const final = (FINAL_STATUSES as readonly string[]).includes(last.status ?? '');
     const now = performance.now();
-    if (!opts.quiet && (out.isTTY || now - lastPrinted >= 1000 || final)) {
+    // a line per second, and one at every status change (setup, active, postcopy-active, …)
+    const changed = last.status !== lastStatus;
+    lastStatus = last.status;
+    if (!opts.quiet && (out.isTTY || now - lastPrinted >= 1000 || final || changed)) {
       out.write(out.isTTY ? `\r${formatProgress(last)}\x1b[K` : `${formatProgress(last)}\n`);
       lastPrinted = now;
     }

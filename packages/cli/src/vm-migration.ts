@@ -9,6 +9,7 @@ import {
 import { type DirtyTrackingMode, RamLoadHandler, RamSaveHandler } from '@e2k-migrate/migration-ram';
 import { PostcopyIncoming, PostcopyRamSource } from '@e2k-migrate/postcopy';
 import type { JsonObject, JsonValue, QmpServer } from '@e2k-migrate/qmp';
+import { registerPostcopyLatencyCommand } from './postcopy-latency-command.js';
 
 /** The configuration record's machine name of the E2K machine. */
 export const E2K_MACHINE_NAME = 'e2k';
@@ -70,6 +71,7 @@ export function attachMigration(machine: E2kMachine, opts: VmMigrationOptions): 
     loadedRunState: () => d.loadedRunState(),
   };
   const server = opts.server;
+  let postcopyIncoming: PostcopyIncoming | undefined;
   const control = new MigrationControl({
     vm,
     handlers,
@@ -81,7 +83,7 @@ export function attachMigration(machine: E2kMachine, opts: VmMigrationOptions): 
     ...(opts.onIncomingFinished ? { onIncomingFinished: opts.onIncomingFinished } : {}),
     // Postcopy destination: e2k.ram registered with userfaultfd at LISTEN, vCPUs run at RUN and fault.
     incomingPostcopy: (caps) =>
-      new PostcopyIncoming({
+      (postcopyIncoming = new PostcopyIncoming({
         blocks: () =>
           d.ramBlocks.map((b) => ({
             name: b.idstr,
@@ -93,9 +95,10 @@ export function attachMigration(machine: E2kMachine, opts: VmMigrationOptions): 
         blocktime: caps.has('postcopy-blocktime'),
         vcpuTids: () => machine.vcpuThreadIds(),
         log: opts.log,
-      }),
+      })),
   });
   if (server) {
+    registerPostcopyLatencyCommand(server, () => postcopyIncoming);
     for (const c of migrationQmpCommands(control)) {
       server.commands.register(c.name, {
         ...(c.args ? { args: c.args } : {}),

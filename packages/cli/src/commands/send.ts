@@ -39,6 +39,10 @@ URI: tcp:HOST:PORT, unix:PATH, exec:CMD (the stream goes to the command's stdin,
 --caps (QEMU names), supported: ${SUPPORTED.join(', ')}.
   return-path  open the return path as QEMU does (OPEN_RETURN_PATH, PING 1) and wait for the
                destination's SHUT: 0 = loaded, non-zero = a typed E_PEER_FAILED error. Sockets only.
+               A store received by postcopy has no vmdesc (a postcopy stream carries none); QEMU
+               reads one after the EOF before it answers SHUT, so send adds a placeholder
+               ({"page_size": 4096, "devices": []}, which QEMU skips unparsed) — "vmdesc" in the
+               result says stored, placeholder or none.
   xbzrle       accepted for symmetry with QEMU; a stored (stopped) VM is sent in one pass, where
                QEMU also sends no XBZRLE records (XBZRLE only encodes pages re-sent after a pass).
   postcopy-ram       send the store through the live migration driver as a postcopy source:
@@ -172,6 +176,7 @@ Examples:
       records: result.records,
       sections: result.sections,
       returnPath: result.returnPath ?? null,
+      vmdesc: result.vmdesc,
     };
     if (v.json === true) ctx.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
     else {

@@ -63,7 +63,8 @@ source (stays paused with --paused). If the incoming migration fails the process
 reason and exits with status 3. Postcopy: --caps postcopy-ram[,postcopy-preempt] (or QMP
 migrate-set-capabilities before migrate-incoming); the vCPUs start at POSTCOPY_RUN while RAM
 is still arriving and fault on missing pages (userfaultfd; the cooperative fallback without it),
-query-migrate shows x-postcopy-backend, requests, faults and latency; after a broken connection
+query-migrate shows x-postcopy-backend, requests, faults and latency (exact p50/p90/p99 of the
+fault → placement time: QMP x-query-postcopy-latency [{"samples": true}]); after a broken connection
 the state is postcopy-paused until QMP migrate-recover {"uri": URI}. TLS: object-add tls-creds-x509 + migrate-set-parameters
 tls-creds before migrate-incoming (so use "defer").
 

@@ -115,6 +115,9 @@ export class IncomingMigration {
         try {
           reader = this.reader(ch, reader);
           await reader.read();
+          // The wrap-up (the preempt channel's final EOS, the last placements) is part of the
+          // postcopy phase too: a failure there pauses, and the source sends the rest again.
+          if (pc) await pc.finish();
           break;
         } catch (err) {
           // QEMU keeps a running postcopy guest: any failure after RUN pauses instead of failing.
@@ -122,7 +125,6 @@ export class IncomingMigration {
           await this.pauseUntilRecovered(ch, err);
         }
       }
-      if (pc) await pc.finish();
       if (!this.guestStarted) this.o.handlers.afterLoad?.();
       if (this.rpOpen) {
         await this.sendRp({ type: 'SHUT', value: 0 });
@@ -286,10 +288,12 @@ export class IncomingMigration {
     pc.attachMain(undefined);
     pc.pause(e);
     ch.cancel(e);
-    const code = (e as { code?: string }).code;
+    const { code, channel } = e as { code?: string; channel?: string };
+    // Offsets in the message count on the channel that failed: name it unless it is the main one.
+    const where = channel && channel !== 'main' ? ` (${channel} channel)` : '';
     const next = await new Promise<{ channel: IncomingChannel; preempt?: ExtraChannel }>((resolve, reject) => {
       this.recoverWaiter = { resolve, reject };
-      this.transition({ type: 'pause', error: code ? `${code}: ${e.message}` : e.message });
+      this.transition({ type: 'pause', error: `${code ? `${code}: ` : ''}${e.message}${where}` });
     });
     this.channel = next.channel;
     this.transition({ type: 'recover' });

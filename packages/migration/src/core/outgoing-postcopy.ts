@@ -57,6 +57,9 @@ export class OutgoingPostcopy {
   private packageBytes = 0;
   private resumeOpen: OpenChannel | undefined;
   private resumeWake: (() => void) | undefined;
+  /** When the switchover started, and when the migration completed (`x-postcopy-time`). */
+  private startedAt: number | undefined;
+  private endedAt: number | undefined;
 
   constructor(m: OutgoingMigration, live: LiveEntry[]) {
     this.m = m;
@@ -64,9 +67,11 @@ export class OutgoingPostcopy {
     this.pcs = live.flatMap((l) => (l.postcopy ? [l.postcopy] : []));
   }
 
-  /** `query-migrate` extras: discard ranges sent, package size, recoveries. */
+  /** `query-migrate` extras: discard ranges sent, package size, recoveries, time in postcopy. */
   extras(): Record<`x-${string}`, unknown> {
     const out: Record<`x-${string}`, unknown> = {
+      // ms from the start of the switchover to completion (so far, while it runs)
+      'x-postcopy-time': this.startedAt === undefined ? 0 : Math.round((this.endedAt ?? this.m.now()) - this.startedAt),
       'x-postcopy-discard-ranges': this.discardRanges,
       'x-postcopy-package-bytes': this.packageBytes,
       'x-postcopy-recoveries': this.recoveries,
@@ -78,6 +83,7 @@ export class OutgoingPostcopy {
   async run(): Promise<void> {
     const m = this.m;
     const start = m.now();
+    this.startedAt = start;
     const link = m.link as OutgoingLink;
     if (m.caps.has('postcopy-preempt')) await link.preempt();
     m.throwIfCancelled();
@@ -112,7 +118,8 @@ export class OutgoingPostcopy {
         await this.pauseUntilRecovered(err as Error);
       }
     }
-    m.finish(m.now());
+    this.endedAt = m.now();
+    m.finish(this.endedAt);
   }
 
   /** QMP migrate-pause: drop the connections; the send loop sees the loss and pauses. */

@@ -38,6 +38,22 @@ export interface SendResult {
   sections: { start: number; part: number; end: number };
   /** With a return path: the PONG values seen and the SHUT value. */
   returnPath: { pongs: number[]; shut: number } | undefined;
+  /**
+   * The vmdesc sent: the stored one, a placeholder (a store without one — a postcopy stream has
+   * none — sent with a return path, see {@link placeholderVmdesc}), or none.
+   */
+  vmdesc: 'stored' | 'placeholder' | 'none';
+}
+
+/**
+ * The vmdesc sent for a store that has none, when the return path is open: QEMU 7.2's destination
+ * reads one after the EOF of a precopy stream (spec §2.6) and answers SHUT only after that read —
+ * it skips the JSON without parsing it. Without one it would wait for the byte forever (or, if the
+ * sender closed instead, take the end of input as an error and answer SHUT 1). It says what is
+ * known: the page size, and no device descriptions (a postcopy source sends none).
+ */
+export function placeholderVmdesc(targetPageSize: number): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify({ page_size: targetPageSize, devices: [] }));
 }
 
 /** Pages read from a block file per step. */
@@ -134,13 +150,15 @@ export async function sendStore(opts: SendOptions): Promise<SendResult> {
     sections.end++;
     w.raw(store.devices);
     if (store.vmdesc) w.vmdesc(store.vmdesc);
+    else if (rp) w.vmdesc(placeholderVmdesc(m.targetPageSize));
     await w.flush();
     progress();
   } finally {
     await ram.close();
   }
   const returnPath = rp ? await rp.shut(opts.shutTimeoutMs ?? 60_000) : undefined;
-  return { bytes: w.bytesWritten, records, sections, returnPath };
+  const vmdesc = store.vmdesc ? 'stored' : rp ? 'placeholder' : 'none';
+  return { bytes: w.bytesWritten, records, sections, returnPath, vmdesc };
 }
 
 interface ReturnPathWatch {
