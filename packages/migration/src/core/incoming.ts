@@ -190,6 +190,8 @@ export class IncomingMigration {
     const base = this.bytes;
     const source = new ByteSource(ch.chunks(), {
       channel: 'main',
+      // Let fault notifications (postcopy) and QMP in between stream chunks, at least every 1 ms.
+      yieldEveryMs: 1,
       onProgress: (n) => {
         this.bytes = base + n;
       },

@@ -69,7 +69,11 @@ export interface ReceivedMigration {
  * naming the byte offset and section; the source then gets SHUT 1.
  */
 export async function receiveMigration(opts: ReceiveOptions): Promise<ReceivedMigration> {
-  const source = new ByteSource(opts.input, { channel: opts.channel ?? 'main', onProgress: opts.onProgress });
+  const source = new ByteSource(opts.input, {
+    channel: opts.channel ?? 'main',
+    onProgress: opts.onProgress,
+    yieldEveryMs: 1,
+  });
   const ram = new ReceivedRam({
     memory: opts.memory ?? heapBlockMemory,
     pageSize: 4096,

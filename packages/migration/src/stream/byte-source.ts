@@ -11,6 +11,13 @@ export interface ByteSourceOptions {
   onProgress?: (bytesRead: number) => void;
   /** Input name for errors (`main`, `multifd:0`, …). */
   channel?: string;
+  /**
+   * Return to the event loop (a macrotask turn) at least this often while pulling chunks, even when
+   * the input has chunks buffered. A consumer that parses a fast stream would otherwise run for
+   * as long as buffered chunks last (each await resolves as a microtask), delaying callbacks from
+   * other threads — postcopy's fault notifications — by milliseconds. Default: never.
+   */
+  yieldEveryMs?: number;
 }
 
 /**
@@ -41,10 +48,13 @@ export class ByteSource {
   private limits: number[] = [];
   private limit = Number.POSITIVE_INFINITY;
   private readonly onProgress: ((n: number) => void) | undefined;
+  private readonly yieldEveryMs: number;
+  private lastYield = 0;
 
   constructor(input: AsyncIterable<Uint8Array> | Iterable<Uint8Array> | Uint8Array, opts: ByteSourceOptions = {}) {
     this.channel = opts.channel ?? 'main';
     this.onProgress = opts.onProgress;
+    this.yieldEveryMs = opts.yieldEveryMs ?? Number.POSITIVE_INFINITY;
     if (input instanceof Uint8Array) {
       this.adopt(input, 0);
       this.pulled = input.length;
@@ -293,6 +303,13 @@ export class ByteSource {
 
   private async pull(): Promise<Uint8Array | undefined> {
     if (this.done || this.iterator === undefined) return undefined;
+    if (this.yieldEveryMs !== Number.POSITIVE_INFINITY) {
+      const now = performance.now();
+      if (now - this.lastYield >= this.yieldEveryMs) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        this.lastYield = performance.now();
+      }
+    }
     for (;;) {
       let r: IteratorResult<Uint8Array>;
       try {

@@ -19,7 +19,7 @@ import { TARGET_PAGE_SIZE } from './postcopy-block.js';
 export async function readPreemptChannel(ch: ExtraChannel, ram: RamState, sink: RamSink): Promise<{ bytes: number }> {
   const state = new StreamState(TARGET_PAGE_SIZE);
   state.postcopyListening = true;
-  const src = new ByteSource(ch.chunks(), { channel: 'preempt' });
+  const src = new ByteSource(ch.chunks(), { channel: 'preempt', yieldEveryMs: 1 });
   try {
     await loadRamBody(src, ram, state, sink, { channel: RAM_CHANNEL_PREEMPT });
     // Nothing may follow the EOS; only what already arrived is checked (a 7.2 source closes the
