@@ -46,7 +46,8 @@ describe.runIf(needs('uffd', uffd.ok, uffd.reason))('x-query-postcopy-latency', 
     await setCaps(src, ['postcopy-ram']);
     const uri = await listenTcp(dst);
     await waitSteps(src, 1_000_000);
-    await src.qmp.execute('migrate-set-parameters', { 'max-postcopy-bandwidth': 8 << 20 });
+    // precopy paced so slowly that it cannot finish before the switch: the guest must fault
+    await src.qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1 << 20, 'max-postcopy-bandwidth': 8 << 20 });
     await src.qmp.execute('migrate', { uri });
     await src.qmp.execute('migrate-start-postcopy');
     expect((await waitMigrate(src, undefined, 90_000)).status).toBe('completed');

@@ -62,9 +62,11 @@ async function runCase(c: CutCase): Promise<void> {
 
   const paused = await expectBothPaused(src, dst);
   if (armed) {
-    // exactly the bytes up to the cut reached the destination
+    // exactly the bytes up to the cut reached the destination; with preempt, the preempt channel
+    // may break first (the source tears both down), and the destination stops reading main there
     const { cutAt } = await armed;
-    expect(paused['x-bytes-received']).toBe(cutAt);
+    if (c.preempt) expect(paused['x-bytes-received']).toBeLessThanOrEqual(cutAt);
+    else expect(paused['x-bytes-received']).toBe(cutAt);
   } else expect(proxy.pipe(1)?.forwarded).toBe(c.preemptOffset);
   expect(paused['x-postcopy-state']).toBe('running');
   // the switch happened in the middle of the run
@@ -80,7 +82,9 @@ async function runCase(c: CutCase): Promise<void> {
       return second;
     });
     const again = await expectBothPaused(src, dst, 2);
-    expect(again['x-bytes-received']).toBe((paused['x-bytes-received'] as number) + at);
+    const resumedFrom = paused['x-bytes-received'] as number;
+    if (c.preempt) expect(again['x-bytes-received']).toBeLessThanOrEqual(resumedFrom + at);
+    else expect(again['x-bytes-received']).toBe(resumedFrom + at);
     cuts++;
   }
   await recover(src, dst);
