@@ -243,6 +243,9 @@ describe('e2k-migrate vm', () => {
     await c.execute('cont');
     await c.waitEvent('RESUME', { since, timeoutMs: 5000 });
     expect(((await c.execute('query-status')) as { status: string }).status).toBe('running');
+    // the vCPUs run on after cont (polled: on a loaded machine a worker may take a while to wake)
+    const ran = async () => ((await c.execute('x-query-vcpus')) as { steps: number }[]).every((v) => v.steps > 300_000);
+    for (let i = 0; i < 500 && !(await ran()); i++) await new Promise((r) => setTimeout(r, 10));
     await c.execute('stop');
     await c.waitEvent('STOP', { since, timeoutMs: 5000 });
     const vcpus = (await c.execute('x-query-vcpus')) as { steps: number }[];
