@@ -1,6 +1,5 @@
 import { MigrationStreamError, receiveMigration } from '@e2k-migrate/migration';
-import type { FuzzResult, FuzzTarget } from './fuzz.js';
-import { mutate, Rng } from './mutate.js';
+import { type FuzzResult, type FuzzTarget, mutationLoop } from './fuzz.js';
 import { CASE_TIMEOUT_MS } from './stream.js';
 import { buildStreamCorpus } from './stream-corpus.js';
 
@@ -44,35 +43,10 @@ export const receiveTarget: FuzzTarget = {
   summary: 'mutated QEMU 7.2 streams into `incoming`s receiver (store/): typed error or a received migration',
   async run({ iterations, seed, log }): Promise<FuzzResult> {
     const corpus = (await buildStreamCorpus()).filter((c) => !c.name.startsWith('postcopy') && !c.multifd);
-    log(`corpus: ${corpus.map((c) => `${c.name} ${c.main.length} B`).join(', ')}`);
-    for (const c of corpus) {
-      const r = await receiveCase(c.main);
-      if (r !== 'valid') throw new Error(`corpus entry ${c.name} is not received: ${r}`);
-    }
-    const rng = new Rng(seed);
-    const result: FuzzResult = { inputs: 0, valid: 0, typedErrors: {} };
-    for (let i = 0; i < iterations; i++) {
-      const base = rng.pick(corpus);
-      let bytes = base.main;
-      const steps: string[] = [];
-      for (let k = 1 + rng.int(3); k > 0; k--) {
-        const r = mutate(rng, bytes, rng.pick(corpus).main);
-        bytes = r.bytes;
-        steps.push(r.what);
-      }
-      let r: string;
-      try {
-        r = await receiveCase(bytes);
-      } catch (err) {
-        throw new Error(`input ${i} (${base.name}: ${steps.join(', ')}) failed: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      result.inputs++;
-      if (r === 'valid') result.valid++;
-      else result.typedErrors[r] = (result.typedErrors[r] ?? 0) + 1;
-      if ((i + 1) % 2000 === 0) log(`${i + 1} inputs`);
-    }
-    return result;
+    return mutationLoop(
+      corpus.map((c) => ({ name: c.name, bytes: c.main })),
+      receiveCase,
+      { iterations, seed, log },
+    );
   },
 };

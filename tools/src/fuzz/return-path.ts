@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { encodeRpMessage, MigrationStreamError, type RpMessage, SourceReturnPath } from '@e2k-migrate/migration';
 import { TransportError } from '@e2k-migrate/transports';
-import type { FuzzResult, FuzzTarget } from './fuzz.js';
-import { mutate, Rng } from './mutate.js';
+import { type FuzzResult, type FuzzTarget, mutationLoop } from './fuzz.js';
 import { CASE_TIMEOUT_MS } from './stream.js';
 import { FIXTURES } from './stream-corpus.js';
 
@@ -72,35 +71,6 @@ export const returnPathTarget: FuzzTarget = {
       },
       { name: 'recovery', bytes: recoveryReturnPath() },
     ];
-    for (const c of corpus) {
-      const r = await returnPathCase(c.bytes);
-      if (r !== 'valid') throw new Error(`corpus entry ${c.name} is not read cleanly: ${r}`);
-    }
-    log(`corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length} B`).join(', ')}`);
-    const rng = new Rng(seed);
-    const result: FuzzResult = { inputs: 0, valid: 0, typedErrors: {} };
-    for (let i = 0; i < iterations; i++) {
-      const base = rng.pick(corpus);
-      let bytes = base.bytes;
-      const steps: string[] = [];
-      for (let k = 1 + rng.int(3); k > 0; k--) {
-        const m = mutate(rng, bytes, rng.pick(corpus).bytes);
-        bytes = m.bytes;
-        steps.push(m.what);
-      }
-      let r: string;
-      try {
-        r = await returnPathCase(bytes);
-      } catch (err) {
-        throw new Error(`input ${i} (${base.name}: ${steps.join(', ')}) failed: ${(err as Error).message}`, {
-          cause: err,
-        });
-      }
-      result.inputs++;
-      if (r === 'valid') result.valid++;
-      else result.typedErrors[r] = (result.typedErrors[r] ?? 0) + 1;
-      if ((i + 1) % 5000 === 0) log(`${i + 1} inputs`);
-    }
-    return result;
+    return mutationLoop(corpus, returnPathCase, { iterations, seed, log, logEvery: 5000 });
   },
 };
