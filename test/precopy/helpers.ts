@@ -138,11 +138,19 @@ export async function waitSteps(vm: VmProcess, steps = 1, timeoutMs = 30_000): P
 }
 
 /** The guest runs on `vm`: run state running and its vCPUs step forward. */
+/**
+ * The VM's run state, and its step count before and after it advanced: polls until the vCPUs have
+ * run (a freshly resumed vCPU may take a while to be scheduled on a loaded machine), up to 15 s.
+ */
 export async function expectRunning(vm: VmProcess): Promise<{ status: string; before: number; after: number }> {
   const status = ((await vm.qmp.execute('query-status')) as { status: string }).status;
   const before = await totalSteps(vm);
-  await new Promise((r) => setTimeout(r, 200));
-  const after = await totalSteps(vm);
+  const deadline = performance.now() + 15_000;
+  let after = before;
+  while (after <= before && performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    after = await totalSteps(vm);
+  }
   return { status, before, after };
 }
 

@@ -65,9 +65,10 @@ describe.runIf(needs('qemu', qemu.ok, qemu.reason))('QEMU harness (live)', () =>
       const b = checkGuestInvariant(await q.pmemsave(0, 32 * MiB));
       const mibPerSec = (pages(b) - pages(a)) / 256 / ((performance.now() - t0) / 1000);
       expect(a.ok && b.ok).toBe(true);
-      // "About": TCG and two sampling points; far from the unpaced guest's thousands of MiB/s.
-      expect(mibPerSec).toBeGreaterThan(8);
-      expect(mibPerSec).toBeLessThan(24);
+      // Paced, not exact: TCG catches up on missed PIT ticks on a loaded machine, so allow 4x either
+      // way; the unpaced guest dirties thousands of MiB/s, so this still proves the pacing works.
+      expect(mibPerSec).toBeGreaterThan(4);
+      expect(mibPerSec).toBeLessThan(64);
     } finally {
       await q.kill();
       await rm(dir, { recursive: true, force: true });
