@@ -5,6 +5,8 @@ export interface RawUffd {
   register(id: number, offset: number, length: number, missing: boolean, wp: boolean): void;
   unregister(id: number, offset: number, length: number): void;
   startFaultThread(cb: (events: RawFault[]) => void): void;
+  /** Fault i fills out[6i..6i+5] = regionId, offset, address, flags, tid, timestampNs; returns the count. */
+  readFaults(timeoutMs: number, out: Float64Array): number;
   copy(id: number, offset: number, src: Uint8Array, wake: boolean): number;
   copyPages(id: number, offsets: Float64Array, src: Uint8Array, pageSize: number, wake: boolean): [number, number];
   zeroPage(id: number, offset: number, length: number, wake: boolean, hugetlb: boolean): number;
@@ -60,4 +62,4 @@ export interface NativeAddon {
 }
 
 /** The binding's contract version; must equal kAbiVersion in binding.cc. */
-export const ADDON_ABI_VERSION = 3;
+export const ADDON_ABI_VERSION = 4;

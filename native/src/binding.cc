@@ -28,7 +28,7 @@ using e2k::RegionRegistry;
 using e2k::SysError;
 
 // Bumped whenever the JS <-> C++ contract changes; the loader refuses a stale binary.
-constexpr int kAbiVersion = 3;
+constexpr int kAbiVersion = 4;
 constexpr uint64_t kViewBytes = 1ULL << 30;
 
 Napi::Error ToJs(Napi::Env env, const SysError& e) {
@@ -298,6 +298,7 @@ class UffdWrap : public Napi::ObjectWrap<UffdWrap> {
                         InstanceMethod("register", &UffdWrap::Register),
                         InstanceMethod("unregister", &UffdWrap::Unregister),
                         InstanceMethod("startFaultThread", &UffdWrap::StartFaultThread),
+                        InstanceMethod("readFaults", &UffdWrap::ReadFaults),
                         InstanceMethod("copy", &UffdWrap::Copy), InstanceMethod("copyPages", &UffdWrap::CopyPages),
                         InstanceMethod("zeroPage", &UffdWrap::ZeroPage), InstanceMethod("wake", &UffdWrap::Wake),
                         InstanceMethod("close", &UffdWrap::Close)});
@@ -345,6 +346,52 @@ class UffdWrap : public Napi::ObjectWrap<UffdWrap> {
       return env.Undefined();
     });
   }
+  static Napi::Array FaultArray(Napi::Env env, const std::vector<e2k::FaultRecord>& recs) {
+    Napi::Array arr = Napi::Array::New(env, recs.size());
+    for (size_t i = 0; i < recs.size(); i++) {
+      const e2k::FaultRecord& r = recs[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("regionId", r.region_id);
+      o.Set("offset", Napi::Number::New(env, static_cast<double>(r.page_offset)));
+      o.Set("address", Napi::Number::New(env, static_cast<double>(r.address)));
+      o.Set("flags", Napi::Number::New(env, static_cast<double>(r.flags)));
+      o.Set("tid", r.tid);
+      o.Set("timestampNs", Napi::BigInt::New(env, r.timestamp_ns));
+      arr[i] = o;
+    }
+    return arr;
+  }
+  // readFaults(timeoutMs, out: Float64Array) -> count: blocks this JS thread in poll() on the
+  // userfaultfd for up to timeoutMs, like QEMU's fault thread; for a handler that owns its thread.
+  // Fault i fills out[6i..6i+5] = regionId, offset, address, flags, tid, timestampNs (doubles are
+  // exact below 2^53: addresses, and nanoseconds of uptime for 104 days); no objects are made here.
+  // EBUSY while the fault thread runs (two readers would split the faults between them).
+  Napi::Value ReadFaults(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    return Guard(env, [&] {
+      if (thread_) throw SysError(EBUSY, "readFaults", "the fault thread is reading this userfaultfd");
+      const int timeout = static_cast<int>(U32(info[0]));
+      Napi::Float64Array out = info[1].As<Napi::Float64Array>();
+      const size_t max = out.ElementLength() / 6;
+      if (max == 0) e2k::ThrowInvalid("readFaults: out holds no fault (6 doubles each)");
+      thread_local std::vector<e2k::FaultRecord> recs;
+      recs.clear();
+      if (e2k::ReadFaults(U(env).fd(), -1, timeout, max, &recs) == e2k::ReadStatus::kClosed) {
+        throw SysError(EBADF, "readFaults", "the userfaultfd cannot be read");
+      }
+      double* o = out.Data();
+      for (const e2k::FaultRecord& r : recs) {
+        o[0] = r.region_id;
+        o[1] = static_cast<double>(r.page_offset);
+        o[2] = static_cast<double>(r.address);
+        o[3] = static_cast<double>(r.flags);
+        o[4] = r.tid;
+        o[5] = static_cast<double>(r.timestamp_ns);
+        o += 6;
+      }
+      return Napi::Number::New(env, static_cast<double>(recs.size()));
+    });
+  }
   // startFaultThread(callback): events arrive as arrays of {regionId, offset, address, flags, tid, timestampNs}.
   Napi::Value StartFaultThread(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -356,18 +403,7 @@ class UffdWrap : public Napi::ObjectWrap<UffdWrap> {
       auto* data = new std::vector<e2k::FaultRecord>(std::move(batch));
       const napi_status s = tsfn->NonBlockingCall(
           data, [](Napi::Env env, Napi::Function cb, std::vector<e2k::FaultRecord>* recs) {
-            Napi::Array arr = Napi::Array::New(env, recs->size());
-            for (size_t i = 0; i < recs->size(); i++) {
-              const e2k::FaultRecord& r = (*recs)[i];
-              Napi::Object o = Napi::Object::New(env);
-              o.Set("regionId", r.region_id);
-              o.Set("offset", Napi::Number::New(env, static_cast<double>(r.page_offset)));
-              o.Set("address", Napi::Number::New(env, static_cast<double>(r.address)));
-              o.Set("flags", Napi::Number::New(env, static_cast<double>(r.flags)));
-              o.Set("tid", r.tid);
-              o.Set("timestampNs", Napi::BigInt::New(env, r.timestamp_ns));
-              arr[i] = o;
-            }
+            Napi::Array arr = FaultArray(env, *recs);
             delete recs;
             cb.Call({arr});
           });

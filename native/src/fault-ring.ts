@@ -36,9 +36,9 @@ export function postFaultRequest(ctl: Int32Array, page: number, tid: number, fla
   }
 }
 
-/** Reads every published request (consumer side); frees their slots. */
-export function drainFaultRequests(ctl: Int32Array, out: RingRequest[]): void {
-  for (;;) {
+/** Reads the published requests, at most `max` (consumer side); frees their slots. */
+export function drainFaultRequests(ctl: Int32Array, out: RingRequest[], max = Number.POSITIVE_INFINITY): void {
+  for (let n = 0; n < max; n++) {
     const tail = Atomics.load(ctl, REQ_TAIL);
     if (tail === Atomics.load(ctl, REQ_HEAD)) return;
     const base = RING_BASE + ((tail >>> 0) % RING_CAP) * SLOT_INTS;

@@ -193,6 +193,13 @@ export interface Userfault {
   /** Unregisters (default: every range of `mem`); wakes blocked threads, which then see zero pages. */
   unregister(mem: GuestMemory, offset?: number, length?: number): void;
   setFaultHandler(onFaults: ((events: FaultEvent[]) => void) | undefined): void;
+  /**
+   * Synchronous delivery, for a handler that owns its thread (QEMU's fault-thread model): blocks
+   * the calling thread up to `timeoutMs` for faults and returns at most `max` (none on timeout).
+   * One hand-off fewer than a fault handler (no wake-up of the event loop). `E_BUSY` while a fault
+   * handler is set: two readers would split the faults between them.
+   */
+  waitFaults(timeoutMs: number, max?: number): FaultEvent[];
   /** UFFDIO_COPY of `src` (whole pages) at `offset`; returns bytes copied. */
   copy(mem: GuestMemory, offset: number, src: Uint8Array, opts?: InstallOptions): number;
   /**

@@ -62,3 +62,13 @@ export function checkPages(
   }
   return out;
 }
+
+/** `waitFaults` arguments: a timeout in [0, 60 s] and a batch of 1..4096 faults. */
+export function checkWait(timeoutMs: number, max: number): void {
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 0 || timeoutMs > 60_000) {
+    throw new InvalidArgumentError('waitFaults: timeoutMs', 'an integer in [0, 60000]', timeoutMs);
+  }
+  if (!Number.isInteger(max) || max < 1 || max > 4096) {
+    throw new InvalidArgumentError('waitFaults: max', 'an integer in [1, 4096]', max);
+  }
+}

@@ -3,7 +3,7 @@ import { AlreadyPlacedError, BusyError, InvalidArgumentError } from './errors.js
 import { drainFaultRequests, type RingRequest } from './fault-ring.js';
 import type { GuestMemoryImpl } from './guest-memory.js';
 import type { FaultEvent, GuestMemory, InstallOptions, RegisterOptions, Userfault } from './types.js';
-import { checkInstall, checkPages, memImpl, resolveRange } from './userfault-args.js';
+import { checkInstall, checkPages, checkWait, memImpl, resolveRange } from './userfault-args.js';
 import { isZeroWords } from './zero-pages.js';
 
 /**
@@ -28,6 +28,27 @@ export class CooperativeUserfault implements Userfault {
 
   setFaultHandler(onFaults: ((events: FaultEvent[]) => void) | undefined): void {
     this.handler = onFaults;
+    // Requests posted while there was no handler wait in the rings: have the readers look again.
+    for (const m of this.regs.keys()) poke(m.controlViews().ctl);
+  }
+
+  waitFaults(timeoutMs: number, max = 64): FaultEvent[] {
+    this.live();
+    checkWait(timeoutMs, max);
+    if (this.handler) throw new BusyError('waitFaults: a fault handler is set; clear it first');
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const regs = [...this.regs.keys()];
+      const seen = regs.map((m) => Atomics.load(m.controlViews().ctl, REQ_SIGNAL));
+      const events: FaultEvent[] = [];
+      for (const m of regs) if (events.length < max) events.push(...this.drain(m, max - events.length));
+      const left = deadline - performance.now();
+      if (events.length > 0 || left <= 0) return events;
+      // One region: sleep on its ring's signal; several: look at each in 1 ms slices.
+      const [one] = regs;
+      if (one && regs.length === 1) Atomics.wait(one.controlViews().ctl, REQ_SIGNAL, seen[0] as number, left);
+      else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, regs.length === 0 ? left : Math.min(left, 1));
+    }
   }
 
   register(mem: GuestMemory, opts: RegisterOptions = {}): void {
@@ -147,21 +168,13 @@ export class CooperativeUserfault implements Userfault {
     const { ctl } = m.controlViews();
     let active = true;
     const loop = async (): Promise<void> => {
-      const batch: RingRequest[] = [];
       while (active) {
         const seen = Atomics.load(ctl, REQ_SIGNAL);
-        drainFaultRequests(ctl, batch);
-        if (batch.length > 0) {
-          const events: FaultEvent[] = batch.map((q) => ({
-            regionId: m.handle.id,
-            offset: q.page * m.pageSize,
-            address: q.page * m.pageSize,
-            flags: q.flags,
-            tid: q.tid,
-            timestampNs: q.timestampNs,
-          }));
-          batch.length = 0;
-          this.handler?.(events);
+        // Without a handler the requests stay in the ring (for waitFaults, or a later handler).
+        const handler = this.handler;
+        const events = handler ? this.drain(m) : [];
+        if (handler && events.length > 0) {
+          handler(events);
           continue;
         }
         const w = waitAsync(ctl, REQ_SIGNAL, seen);
@@ -171,9 +184,22 @@ export class CooperativeUserfault implements Userfault {
     void loop();
     return () => {
       active = false;
-      Atomics.add(ctl, REQ_SIGNAL, 1);
-      Atomics.notify(ctl, REQ_SIGNAL);
+      poke(ctl);
     };
+  }
+
+  /** The region's pending requests as fault events, at most `max`. */
+  private drain(m: GuestMemoryImpl, max?: number): FaultEvent[] {
+    const batch: RingRequest[] = [];
+    drainFaultRequests(m.controlViews().ctl, batch, max);
+    return batch.map((q) => ({
+      regionId: m.handle.id,
+      offset: q.page * m.pageSize,
+      address: q.page * m.pageSize,
+      flags: q.flags,
+      tid: q.tid,
+      timestampNs: q.timestampNs,
+    }));
   }
 
   private live(): void {
@@ -193,6 +219,12 @@ const waitAsync = (
     waitAsync(ta: Int32Array, index: number, value: number): { async: boolean; value: Promise<string> | string };
   }
 ).waitAsync;
+
+/** Wakes the ring's readers without a request (they look again). */
+function poke(ctl: Int32Array): void {
+  Atomics.add(ctl, REQ_SIGNAL, 1);
+  Atomics.notify(ctl, REQ_SIGNAL);
+}
 
 function wakeAll(ctl: Int32Array): void {
   Atomics.add(ctl, INSTALL_SEQ, 1);

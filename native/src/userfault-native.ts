@@ -1,9 +1,9 @@
 import type { NativeAddon, RawFault, RawUffd } from './addon.js';
-import { fromNative, InvalidArgumentError } from './errors.js';
+import { BusyError, fromNative, InvalidArgumentError } from './errors.js';
 import type { GuestMemoryImpl } from './guest-memory.js';
 import { requireAddon } from './loader.js';
 import type { FaultEvent, GuestMemory, InstallOptions, RegisterOptions, Userfault } from './types.js';
-import { checkInstall, checkPages, memImpl, resolveRange } from './userfault-args.js';
+import { checkInstall, checkPages, checkWait, memImpl, resolveRange } from './userfault-args.js';
 
 /** UFFD_FEATURE_* names, for reports. */
 export const UFFD_FEATURES: Readonly<Record<string, number>> = {
@@ -48,6 +48,10 @@ export class NativeUserfault implements Userfault {
   private readonly raw: RawUffd;
   private handler: ((events: FaultEvent[]) => void) | undefined;
   private closed = false;
+  /** The addon's fault thread reads the descriptor from the first handler on. */
+  private threaded = false;
+  /** `waitFaults`' landing area (6 doubles per fault), reused. */
+  private faultSlots = new Float64Array(64 * 6);
 
   constructor(addon: NativeAddon, onFaults?: (events: FaultEvent[]) => void) {
     try {
@@ -63,7 +67,32 @@ export class NativeUserfault implements Userfault {
   setFaultHandler(onFaults: ((events: FaultEvent[]) => void) | undefined): void {
     this.live();
     this.handler = onFaults;
-    if (onFaults) this.raw.startFaultThread((events: RawFault[]) => this.handler?.(events));
+    if (onFaults && !this.threaded) {
+      this.raw.startFaultThread((events: RawFault[]) => this.handler?.(events));
+      this.threaded = true;
+    }
+  }
+
+  waitFaults(timeoutMs: number, max = 64): FaultEvent[] {
+    this.live();
+    checkWait(timeoutMs, max);
+    if (this.threaded)
+      throw new BusyError('waitFaults: a fault handler was set, and its fault thread reads the faults');
+    if (this.faultSlots.length < max * 6) this.faultSlots = new Float64Array(max * 6);
+    const slots = this.faultSlots.subarray(0, max * 6);
+    const n = this.call('waitFaults', () => this.raw.readFaults(timeoutMs, slots));
+    const events: FaultEvent[] = new Array(n);
+    for (let i = 0, o = 0; i < n; i++, o += 6) {
+      events[i] = {
+        regionId: slots[o] as number,
+        offset: slots[o + 1] as number,
+        address: slots[o + 2] as number,
+        flags: slots[o + 3] as number,
+        tid: slots[o + 4] as number,
+        timestampNs: BigInt(slots[o + 5] as number),
+      };
+    }
+    return events;
   }
 
   register(mem: GuestMemory, opts: RegisterOptions = {}): void {

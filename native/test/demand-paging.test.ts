@@ -105,3 +105,52 @@ for (const c of cases) {
     });
   });
 }
+
+/**
+ * Synchronous delivery: this thread owns the fault loop (QEMU's fault-thread model) and blocks in
+ * `waitFaults` while the worker touches pages; no event-loop turn is involved.
+ */
+const syncCases: { backend: BackendName; run: boolean }[] = [
+  { backend: 'native', run: uffdOk },
+  { backend: 'fallback', run: true },
+];
+for (const c of syncCases) {
+  describe.skipIf(!c.run)(`synchronous fault delivery: ${c.backend}`, () => {
+    it('serves every touched page from waitFaults, in order, and times out empty', async () => {
+      const touched = [5, 1, 30, 12, 2];
+      const mem = createGuestMemoryWith(c.backend, { size: 32 * 4096, kind: 'anonymous' });
+      const uf = createUserfault({ mode: c.backend === 'native' ? 'uffd' : 'cooperative' });
+      uf.register(mem);
+      expect(uf.waitFaults(0)).toEqual([]); // nothing pending: returns at once
+      expect(() => uf.waitFaults(-1)).toThrow(expect.objectContaining({ code: 'E_INVALID_ARGUMENT' }));
+      expect(() => uf.waitFaults(10, 0)).toThrow(expect.objectContaining({ code: 'E_INVALID_ARGUMENT' }));
+      const w = new Worker(fixture('touch-worker.mjs'), { workerData: { handle: mem.handle, pages: touched } });
+      const done = exited(w);
+      const box = inbox(w);
+      const served: number[] = [];
+      const deadline = performance.now() + 20_000;
+      while (served.length < touched.length && performance.now() < deadline) {
+        for (const e of uf.waitFaults(100, 1)) {
+          expect(e.regionId).toBe(mem.handle.id);
+          expect(e.timestampNs).toBeGreaterThan(0n);
+          served.push(e.offset / mem.pageSize);
+          uf.copy(mem, e.offset, pagePattern(mem.pageSize, e.offset / mem.pageSize));
+        }
+      }
+      expect(served).toEqual(touched);
+      const tid = (await box.next<{ tid: number }>()).tid;
+      const { hashes } = await box.next<{ hashes: { page: number; hash: string }[] }>();
+      await done;
+      for (const h of hashes) expect(h.hash).toBe(hashBytes(pagePattern(mem.pageSize, h.page)).toString(16));
+      expect(tid).toBeGreaterThan(0);
+      const t0 = performance.now();
+      expect(uf.waitFaults(30)).toEqual([]);
+      expect(performance.now() - t0).toBeGreaterThanOrEqual(20);
+      uf.setFaultHandler(() => {});
+      expect(() => uf.waitFaults(0)).toThrow(expect.objectContaining({ code: 'E_BUSY' }));
+      uf.unregister(mem);
+      uf.close();
+      mem.close();
+    });
+  });
+}

@@ -38,42 +38,50 @@ void FaultThread::Stop() {
 }
 
 void FaultThread::Run() {
-  constexpr int kBatch = 64;
-  uffd_msg msgs[kBatch];
+  std::vector<FaultRecord> batch;
   for (;;) {
-    pollfd fds[2] = {{uffd_, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    if (fds[1].revents) return;
-    if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    // SAFETY: reads whole uffd_msg records into our stack array of kBatch entries.
-    const ssize_t n = read(uffd_, msgs, sizeof msgs);
-    if (n < 0) {
-      if (errno == EAGAIN || errno == EINTR) continue;
-      return;
-    }
-    const uint64_t now = MonotonicNs();
-    std::vector<FaultRecord> batch;
-    batch.reserve(static_cast<size_t>(n) / sizeof(uffd_msg));
-    for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uffd_msg); i++) {
-      if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
-      FaultRecord rec{};
-      rec.address = msgs[i].arg.pagefault.address;
-      rec.flags = msgs[i].arg.pagefault.flags;
-      rec.tid = msgs[i].arg.pagefault.feat.ptid;
-      rec.timestamp_ns = now;
-      RegionHit hit;
-      if (RegionRegistry::Get().Find(rec.address, &hit)) {
-        rec.region_id = hit.id;
-        rec.page_offset = hit.page_offset;
-      }
-      batch.push_back(rec);
-    }
+    batch.clear();
+    if (ReadFaults(uffd_, stop_fd_, -1, 64, &batch) == ReadStatus::kClosed) return;
     if (!batch.empty()) sink_(std::move(batch));
   }
+}
+
+ReadStatus ReadFaults(int uffd, int stop_fd, int timeout_ms, size_t max, std::vector<FaultRecord>* out) {
+  constexpr size_t kBatch = 64;
+  uffd_msg msgs[kBatch];
+  pollfd fds[2] = {{uffd, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+  const nfds_t nfds = stop_fd >= 0 ? 2 : 1;
+  for (;;) {
+    const int r = poll(fds, nfds, timeout_ms);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return ReadStatus::kClosed;
+    }
+    break;
+  }
+  if (nfds == 2 && fds[1].revents) return ReadStatus::kClosed;
+  if (fds[0].revents & (POLLERR | POLLHUP | POLLNVAL)) return ReadStatus::kClosed;
+  if (!(fds[0].revents & POLLIN)) return ReadStatus::kTimeout;
+  const size_t want = max < kBatch ? (max == 0 ? 1 : max) : kBatch;
+  // SAFETY: reads at most `want` whole uffd_msg records into our stack array of kBatch entries.
+  const ssize_t n = read(uffd, msgs, want * sizeof(uffd_msg));
+  if (n < 0) return (errno == EAGAIN || errno == EINTR) ? ReadStatus::kTimeout : ReadStatus::kClosed;
+  const uint64_t now = MonotonicNs();
+  for (size_t i = 0; i < static_cast<size_t>(n) / sizeof(uffd_msg); i++) {
+    if (msgs[i].event != UFFD_EVENT_PAGEFAULT) continue;
+    FaultRecord rec{};
+    rec.address = msgs[i].arg.pagefault.address;
+    rec.flags = msgs[i].arg.pagefault.flags;
+    rec.tid = msgs[i].arg.pagefault.feat.ptid;
+    rec.timestamp_ns = now;
+    RegionHit hit;
+    if (RegionRegistry::Get().Find(rec.address, &hit)) {
+      rec.region_id = hit.id;
+      rec.page_offset = hit.page_offset;
+    }
+    out->push_back(rec);
+  }
+  return ReadStatus::kRead;
 }
 
 }  // namespace e2k

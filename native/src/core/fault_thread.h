@@ -1,6 +1,7 @@
 // The fault thread of one userfaultfd: it polls the descriptor, reads uffd_msg batches, resolves
 // each faulting address to (region id, page offset) and hands the batch to a sink (the binding's
 // thread-safe function). A stop eventfd ends it; it never closes the userfaultfd itself.
+// ReadFaults is the same wait-and-read for a JS thread that handles faults synchronously.
 #pragma once
 
 #include <atomic>
@@ -37,5 +38,13 @@ class FaultThread {
 };
 
 uint64_t MonotonicNs();
+
+enum class ReadStatus : int { kRead = 0, kTimeout = 1, kClosed = 2 };
+
+// One wait-and-read of a userfaultfd, shared by the fault thread and the synchronous `readFaults`:
+// polls `uffd` (and `stop_fd` when >= 0) for up to `timeout_ms` (-1: no limit), reads at most
+// `max` messages and appends the page faults among them to `out`, stamped when read. kClosed: the
+// descriptor is unusable or `stop_fd` fired.
+ReadStatus ReadFaults(int uffd, int stop_fd, int timeout_ms, size_t max, std::vector<FaultRecord>* out);
 
 }  // namespace e2k

@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { backendInfo, createGuestMemoryWith } from '@e2k-migrate/native';
 import { type Bench, type BenchOptions, median } from './bench.js';
+import { type FaultRtt, faultRtt } from './fault-rtt.js';
 import { reserveHugePages } from './hugepages.js';
-import { compile, type FaultRtt, faultRtt, runC } from './native.js';
+import { compile, runC } from './native.js';
 import { type PostcopyRunResult, runPostcopy } from './postcopy-run.js';
 import { rawLoopbackTcp } from './raw-tcp.js';
 
