@@ -21,6 +21,15 @@ export {
 } from './errors.js';
 export { blockedInUserfault } from './exit-hooks.js';
 export { gettid } from './gettid.js';
+export {
+  HUGE_PAGE_BYTES,
+  HugePageError,
+  type HugePagePool,
+  type HugePageReservation,
+  hugePagePool,
+  type ReserveOptions,
+  reserveHugePages,
+} from './hugepages.js';
 export { ADDON_PATH, type BackendInfo, backendInfo } from './loader.js';
 export {
   attachGuestMemory,

@@ -3,7 +3,7 @@ import type { Command } from './command.js';
 export function formatMainHelp(commands: Command[]): string {
   const width = Math.max(8, ...commands.map((c) => c.name.length));
   const lines = [
-    'e2k-migrate — QEMU live migration (precopy, XBZRLE, multifd, postcopy over userfaultfd), in TypeScript.',
+    'e2k-migrate — QEMU 7.2 live migration (precopy, XBZRLE, postcopy over userfaultfd; analyze reads multifd), in TypeScript.',
     '',
     'usage: e2k-migrate <command> [options]',
     '',

@@ -1,10 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { backendInfo, createGuestMemoryWith } from '@e2k-migrate/native';
+import {
+  backendInfo,
+  createGuestMemoryWith,
+  HugePageError,
+  type HugePageReservation,
+  reserveHugePages,
+} from '@e2k-migrate/native';
 import { type Bench, type BenchOptions, median } from './bench.js';
 import { type FaultRtt, faultRtt } from './fault-rtt.js';
-import { reserveHugePages } from './hugepages.js';
 import { compile, runC } from './native.js';
 import { type PostcopyRunResult, runPostcopy } from './postcopy-run.js';
 import { rawLoopbackTcp } from './raw-tcp.js';
@@ -99,9 +104,16 @@ export const postcopyBench: Bench = {
     const rttPages = quick ? 500 : 3000;
     const rttHugePages = quick ? 16 : 256;
     const hugeNeeded = (2 * latMemBytes) / HUGE + rttHugePages;
-    const huge = reserveHugePages(hugeNeeded);
-    log(huge.ok ? `reserved ${hugeNeeded} huge pages` : `huge pages unavailable: ${huge.reason}`);
-    if (huge.ok) warmHugePages(hugeNeeded);
+    let huge: HugePageReservation | undefined;
+    let hugeReason: string | undefined;
+    try {
+      huge = reserveHugePages(hugeNeeded, { log, purpose: 'bench postcopy' });
+    } catch (err) {
+      if (!(err instanceof HugePageError)) throw err;
+      hugeReason = err.message;
+      log(`huge pages unavailable: ${hugeReason}`);
+    }
+    if (huge) warmHugePages(hugeNeeded);
     const dir = mkdtempSync(join(tmpdir(), 'e2k-bench-postcopy-c-'));
     try {
       const rttBin = compile(dir, 'uffd_fault_rtt');
@@ -122,13 +134,13 @@ export const postcopyBench: Bench = {
         `${c.kind === 'hugetlb' ? '2 MiB' : '4 KiB'} ${c.preempt ? 'preempt' : 'vanilla'}, background ${c.bandwidth ? `${c.bandwidth / MIB} MiB/s` : 'unlimited'}`;
       for (let i = 0; i < reps; i++) {
         bare4.push(await faultRtt('native', rttPages));
-        if (huge.ok) bare2.push(await faultRtt('native', rttHugePages, 'hugetlb'));
+        if (huge) bare2.push(await faultRtt('native', rttHugePages, 'hugetlb'));
         bareC.push(runC(rttBin, [String(rttPages)]));
         log(
           `bare fault round trip p50: 4 KiB ${f1(bare4.at(-1)?.p50)} µs, 2 MiB ${f1(bare2.at(-1)?.p50)} µs, C ${f1((bareC.at(-1)?.rttP50Ns ?? 0) / 1e3)} µs`,
         );
         for (const c of configs) {
-          if (c.kind === 'hugetlb' && !huge.ok) continue;
+          if (c.kind === 'hugetlb' && !huge) continue;
           const r = await runPostcopy({
             mem: latMem,
             ramKind: c.kind,
@@ -209,7 +221,7 @@ export const postcopyBench: Bench = {
         rate,
         configs,
         runs,
-        hugeReason: huge.ok ? undefined : huge.reason,
+        hugeReason,
         b4,
         b2,
         bc,
@@ -221,7 +233,7 @@ export const postcopyBench: Bench = {
       });
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      huge.release();
+      huge?.release();
     }
   },
 };

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseSize, WORKLOAD_PATTERNS } from '@e2k-migrate/e2k-cpu';
+import { HUGE_PAGE_BYTES, type HugePageReservation, reserveHugePages } from '@e2k-migrate/native';
 import type { JsonObject } from '@e2k-migrate/qmp';
 import { type Command, type CommandContext, UsageError } from '../command.js';
 import {
@@ -11,7 +12,6 @@ import {
   postcopyDemoSettings,
   postcopySummary,
 } from '../demo-postcopy.js';
-import { HUGE_PAGE_BYTES, type HugePageReservation, reserveHugePages } from '../hugepage-reservation.js';
 import {
   applySettings,
   CAPABILITY_HELP,
@@ -118,7 +118,7 @@ query-migrate; 130 after Ctrl-C.
     const dir = mkdtempSync(join(tmpdir(), 'e2k-demo-'));
     const start = performance.now();
     try {
-      if (o.hugepages) huge = reserveHugePages((2 * o.memBytes) / HUGE_PAGE_BYTES, log);
+      if (o.hugepages) huge = reserveHugePages((2 * o.memBytes) / HUGE_PAGE_BYTES, { log, purpose: '--hugepages' });
       const vmArgs = ['--mem', o.mem, '--vcpus', String(o.vcpus), '--workload', o.workload];
       if (o.workload === 'rate') vmArgs.push('--rate', String(o.rate));
       if (o.hugepages) vmArgs.push('--ram-kind', 'hugetlb');
