@@ -192,6 +192,7 @@ export interface Userfault {
   register(mem: GuestMemory, opts?: RegisterOptions): void;
   /** Unregisters (default: every range of `mem`); wakes blocked threads, which then see zero pages. */
   unregister(mem: GuestMemory, offset?: number, length?: number): void;
+  /** Sets (or clears) the fault handler; faults that arrive while none is set wait for the next one. */
   setFaultHandler(onFaults: ((events: FaultEvent[]) => void) | undefined): void;
   /**
    * Synchronous delivery, for a handler that owns its thread (QEMU's fault-thread model): blocks

@@ -52,6 +52,8 @@ export class NativeUserfault implements Userfault {
   private threaded = false;
   /** `waitFaults`' landing area (6 doubles per fault), reused. */
   private faultSlots = new Float64Array(64 * 6);
+  /** Faults the fault thread read while no handler was set. */
+  private readonly pending: FaultEvent[] = [];
 
   constructor(addon: NativeAddon, onFaults?: (events: FaultEvent[]) => void) {
     try {
@@ -68,8 +70,16 @@ export class NativeUserfault implements Userfault {
     this.live();
     this.handler = onFaults;
     if (onFaults && !this.threaded) {
-      this.raw.startFaultThread((events: RawFault[]) => this.handler?.(events));
+      this.raw.startFaultThread((events: RawFault[]) => {
+        // Faults read while no handler is set wait for the next one (a vCPU sleeps on each).
+        if (this.handler) this.handler(events);
+        else this.pending.push(...events);
+      });
       this.threaded = true;
+    }
+    if (onFaults && this.pending.length > 0) {
+      const held = this.pending.splice(0);
+      queueMicrotask(() => (this.handler ?? ((evs: FaultEvent[]) => this.pending.push(...evs)))(held));
     }
   }
 
@@ -79,7 +89,7 @@ export class NativeUserfault implements Userfault {
     if (this.threaded)
       throw new BusyError('waitFaults: a fault handler was set, and its fault thread reads the faults');
     if (this.faultSlots.length < max * 6) this.faultSlots = new Float64Array(max * 6);
-    const slots = this.faultSlots.subarray(0, max * 6);
+    const slots = this.faultSlots.length === max * 6 ? this.faultSlots : this.faultSlots.subarray(0, max * 6);
     const n = this.call('waitFaults', () => this.raw.readFaults(timeoutMs, slots));
     const events: FaultEvent[] = new Array(n);
     for (let i = 0, o = 0; i < n; i++, o += 6) {

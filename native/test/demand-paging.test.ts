@@ -154,3 +154,37 @@ for (const c of syncCases) {
     });
   });
 }
+
+for (const c of syncCases) {
+  describe.skipIf(!c.run)(`fault handler gaps: ${c.backend}`, () => {
+    it('a fault that arrives while no handler is set goes to the next handler', async () => {
+      const mem = createGuestMemoryWith(c.backend, { size: 8 * 4096, kind: 'anonymous' });
+      const uf = createUserfault({ mode: c.backend === 'native' ? 'uffd' : 'cooperative' });
+      uf.register(mem);
+      const first: number[] = [];
+      uf.setFaultHandler((evs) => first.push(...evs.map((e) => e.offset)));
+      uf.setFaultHandler(undefined); // (native: the fault thread keeps reading)
+      const w = new Worker(fixture('touch-worker.mjs'), { workerData: { handle: mem.handle, pages: [3] } });
+      const done = exited(w);
+      const box = inbox(w);
+      await box.next<{ tid: number }>();
+      await new Promise((r) => setTimeout(r, 200)); // the worker is asleep on page 3, unserved
+      const served = new Promise<number>((resolve) => {
+        uf.setFaultHandler((evs) => {
+          for (const e of evs) {
+            uf.copy(mem, e.offset, pagePattern(mem.pageSize, e.offset / mem.pageSize));
+            resolve(e.offset / mem.pageSize);
+          }
+        });
+      });
+      expect(await served).toBe(3);
+      const { hashes } = await box.next<{ hashes: { page: number; hash: string }[] }>();
+      await done;
+      expect(first).toEqual([]);
+      expect(hashes[0]?.hash).toBe(hashBytes(pagePattern(mem.pageSize, 3)).toString(16));
+      uf.unregister(mem);
+      uf.close();
+      mem.close();
+    });
+  });
+}
