@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { e2kBuilt, killAllE2k, runE2k } from '../../tools/src/qemu/index.js';
+import { describe, expect, it } from 'vitest';
+import { runE2k } from '../../tools/src/qemu/index.js';
+import { liveSuite } from '../qemu/helpers.js';
 import { afterPing4, fixtureReference, replayFixture, sha256, uffdAvailable } from './support.js';
 
 const uffd = uffdAvailable();
@@ -26,15 +26,7 @@ interface Result {
  * fallback, reported as such.
  */
 describe('e2k-migrate incoming --caps postcopy-ram (fixture replay)', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` first');
-    work = await mkdtemp(join(tmpdir(), 'e2k-pc-cli-'));
-  });
-  afterEach(() => killAllE2k());
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('pc-cli');
 
   const cases: { name: string; caps: string; env: Record<string, string>; backend: string }[] = [
     { name: 'postcopy-preempt', caps: 'postcopy-ram,postcopy-preempt', env: {}, backend: 'uffd' },
@@ -43,7 +35,7 @@ describe('e2k-migrate incoming --caps postcopy-ram (fixture replay)', () => {
   for (const c of cases) {
     const ok = c.backend === 'cooperative' || needs('uffd', uffd.ok, uffd.reason);
     it.runIf(ok)(`${c.name} → store (${c.backend})`, async () => {
-      const store = join(work, `${c.name}-${c.backend}`);
+      const store = join(work(), `${c.name}-${c.backend}`);
       const inc = withEnv(c.env, () =>
         runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', store, '--caps', c.caps, '--touch', 'descending', '--json']),
       );
@@ -75,14 +67,14 @@ describe('e2k-migrate incoming --caps postcopy-ram (fixture replay)', () => {
   }
 
   it('refuses the postcopy options without postcopy-ram, and an unknown toucher pattern', async () => {
-    const a = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', join(work, 'x'), '--touch', 'random']);
+    const a = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', join(work(), 'x'), '--touch', 'random']);
     expect(await a.exit).toBe(2);
     expect(a.stderr()).toMatch(/--touch, --userfault and --qmp apply to postcopy only/);
     const b = runE2k([
       'incoming',
       'tcp:127.0.0.1:0',
       '--store',
-      join(work, 'y'),
+      join(work(), 'y'),
       '--caps',
       'postcopy-ram',
       '--touch',

@@ -1,14 +1,10 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
   e2k,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrate,
   migrateIncoming,
   paceUntilSyncs,
@@ -22,6 +18,7 @@ import {
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
+import { liveSuite } from '../qemu/helpers.js';
 import { hugetlbAvailable, sha256, uffdAvailable } from './support.js';
 
 const MiB = 1 << 20;
@@ -57,18 +54,7 @@ interface PostcopyResult {
  * stored RAM must equal QEMU's own pmemsave of the stopped source.
  */
 describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming, postcopy (live)', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` first');
-    work = await mkdtemp(join(tmpdir(), 'e2k-pc-dest-'));
-  });
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('pc-dest');
 
   const cases = [
     { label: '4 KiB pages', preempt: false, hugepages: false },
@@ -81,7 +67,7 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming, postcopy (live)', () => 
     it.runIf(ok)(`${c.label}: stored RAM equals QEMU's, pages were requested`, async () => {
       const name = `pc-${c.hugepages ? 'huge' : 'small'}${c.preempt ? '-preempt' : ''}`;
       const src = await startSource(name, c.hugepages);
-      const store = join(work, name);
+      const store = join(work(), name);
       const caps = ['postcopy-ram', ...(c.preempt ? ['postcopy-preempt'] : []), 'postcopy-blocktime'];
       const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', store, '--caps', caps.join(','), '--json']);
       const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
@@ -144,7 +130,7 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming, postcopy (live)', () => 
 
   it('postcopy-ram on both sides but never switched: completes as precopy (vmdesc, no userfaultfd)', async () => {
     const src = await startSource('pc-never', false);
-    const store = join(work, 'never');
+    const store = join(work(), 'never');
     const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', store, '--caps', 'postcopy-ram', '--json']);
     const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
     await setCapabilities(src.qmp, ['postcopy-ram']);

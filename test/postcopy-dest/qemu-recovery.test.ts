@@ -1,14 +1,9 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QmpClient } from '@e2k-migrate/qmp';
 import { needs, startTcpProxy } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   QemuProcess,
   qemuAvailable,
   queryMigrate,
@@ -19,6 +14,7 @@ import {
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
+import { liveSuite } from '../qemu/helpers.js';
 import { sha256, startCutProxy, uffdAvailable } from './support.js';
 
 const MiB = 1 << 20;
@@ -34,24 +30,13 @@ const run = needs('qemu', qemu.ok, qemu.reason) && needs('uffd', uffd.ok, uffd.r
  * migration completes with RAM equal to QEMU's.
  */
 describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming: postcopy recovery after a cut (live)', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` first');
-    work = await mkdtemp(join(tmpdir(), 'e2k-pc-recover-'));
-  });
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('pc-recover');
 
   it('pauses on both sides, resumes through migrate-recover + migrate resume, RAM equals the source', async () => {
     const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'recover-src' });
     await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
-    const store = join(work, 'store');
-    const qmpPath = join(work, 'inc.qmp');
+    const store = join(work(), 'store');
+    const qmpPath = join(work(), 'inc.qmp');
     const inc = runE2k([
       'incoming',
       'tcp:127.0.0.1:0',
@@ -124,8 +109,8 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming: postcopy recovery after 
   it('with postcopy-preempt: both connections cut, the main one and the preempt one reconnect', async () => {
     const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'recover-preempt-src' });
     await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
-    const store = join(work, 'store-preempt');
-    const qmpPath = join(work, 'inc-preempt.qmp');
+    const store = join(work(), 'store-preempt');
+    const qmpPath = join(work(), 'inc-preempt.qmp');
     const inc = runE2k([
       'incoming',
       'tcp:127.0.0.1:0',

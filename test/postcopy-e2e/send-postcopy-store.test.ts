@@ -1,20 +1,9 @@
-/**
- * A migration received by postcopy (`e2k-migrate incoming --caps postcopy-ram` from QEMU 7.2) is
- * stored without a vmdesc — a postcopy stream carries none. Sent on to a fresh QEMU with `send
- * --caps return-path`, QEMU reads a vmdesc after the EOF before it answers SHUT; `send` adds a
- * placeholder so both sides finish: SHUT 0, QEMU completed with the stored RAM, its guest runs on.
- */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
   e2k,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrate,
   migrateIncoming,
   QemuProcess,
@@ -28,6 +17,7 @@ import {
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
 import { sha256, uffdAvailable } from '../postcopy-dest/support.js';
+import { liveSuite } from '../qemu/helpers.js';
 
 const MiB = 1 << 20;
 const qemu = qemuAvailable();
@@ -35,23 +25,12 @@ const uffd = uffdAvailable();
 const run = needs('qemu', qemu.ok, qemu.reason) && needs('uffd', uffd.ok, uffd.reason);
 
 describe.runIf(run)('send --caps return-path of a store received by postcopy', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` first');
-    work = await mkdtemp(join(tmpdir(), 'e2k-pc-send-'));
-  });
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('pc-send');
 
   it('QEMU answers SHUT 0 and completes; RAM and guest continue from the store', async () => {
     const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'pc-send-src' });
     await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
-    const store = join(work, 'store');
+    const store = join(work(), 'store');
     const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', store, '--caps', 'postcopy-ram', '--json']);
     const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
     await setCapabilities(src.qmp, ['postcopy-ram']);

@@ -1,15 +1,11 @@
 import { readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { QmpClient } from '@e2k-migrate/qmp';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
   e2k,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrate,
   migrateIncoming,
   paceUntilSyncs,
@@ -23,7 +19,7 @@ import {
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
-import { tempDir } from '../qemu/helpers.js';
+import { liveSuite } from '../qemu/helpers.js';
 import { freePort, startCutProxy } from './cut-proxy.js';
 
 const qemu = qemuAvailable();
@@ -130,23 +126,16 @@ const PACING = [
  * the guest keeps running and its invariant holds.
  */
 describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', () => {
-  let work: string;
   let store: string;
   let storedPasses: number;
-
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the QEMU interop tests');
-    work = await tempDir('pcsrc');
-    store = join(work, 'pc');
-    storedPasses = await recordStore(store, false);
-  }, 180_000);
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite(
+    'pcsrc',
+    async (dir) => {
+      store = join(dir, 'pc');
+      storedPasses = await recordStore(store, false);
+    },
+    180_000,
+  );
 
   for (const preempt of [false, true]) {
     it(`4 KiB pages${preempt ? ', postcopy-preempt' : ''}: QEMU runs the guest, faults, we serve; both complete`, async () => {
@@ -188,7 +177,7 @@ describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', 
       const { dst, uri } = await postcopyDestination(caps);
       const [, host, port] = /^tcp:([^:]+):(\d+)$/.exec(uri) as RegExpExecArray;
       const proxy = await startCutProxy({ host: host as string, port: Number(port) });
-      const qmpSock = join(work, `send-${preempt}.qmp`);
+      const qmpSock = join(work(), `send-${preempt}.qmp`);
       const send = runE2k([
         'send',
         store,
@@ -252,24 +241,17 @@ describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', 
 const huge = run && needs('hugetlb', freeHugePages() >= 16, `${freeHugePages()} free 2 MiB huge pages, need 16`);
 
 describe.runIf(huge)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 on 2 MiB huge pages (live)', () => {
-  let work: string;
   let store: string;
   let storedPasses: number;
-
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the QEMU interop tests');
-    work = await tempDir('pcsrc-huge');
-    store = join(work, 'pc-huge');
-    // the store comes from a guest on 2 MiB pages, as the destination will be
-    storedPasses = await recordStore(store, true);
-  }, 180_000);
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  liveSuite(
+    'pcsrc-huge',
+    async (dir) => {
+      store = join(dir, 'pc-huge');
+      // the store comes from a guest on 2 MiB pages, as the destination will be
+      storedPasses = await recordStore(store, true);
+    },
+    180_000,
+  );
 
   for (const preempt of [false, true]) {
     it(`2 MiB pages${preempt ? ', postcopy-preempt' : ''}: whole host pages, QEMU completes, the guest runs on`, async () => {

@@ -1,13 +1,9 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
   e2k,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrate,
   migrateIncoming,
   paceUntilSyncs,
@@ -21,7 +17,7 @@ import {
   waitForMigration,
   writePatternFile,
 } from '../../tools/src/qemu/index.js';
-import { readManifest, sha256, tempDir } from './helpers.js';
+import { liveSuite, readManifest, sha256 } from './helpers.js';
 
 const qemu = qemuAvailable();
 const run = needs('qemu', qemu.ok, qemu.reason);
@@ -40,39 +36,32 @@ interface SendResult {
  * stopped: no new `A`, more `B`s, a growing pass counter and the invariant intact.
  */
 describe.runIf(run)('e2k-migrate send → QEMU 7.2 -incoming (live)', () => {
-  let work: string;
   let pcStore: string;
   let storedPasses: number;
-
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the QEMU interop tests');
-    work = await tempDir('e2q');
-    // The store: a live migration of the dirtying boot-sector guest out of a real QEMU.
-    pcStore = join(work, 'pc');
-    const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'store-src' });
-    try {
-      await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
-      const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', pcStore, '--json']);
-      const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
-      await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1 });
-      await migrate(src.qmp, uri);
-      await waitForMigration(src.qmp, { onPoll: paceUntilSyncs(src.qmp, 2), timeoutMs: 120_000 });
-      if ((await inc.exit) !== 0) throw new Error(`incoming failed: ${inc.stderr()}`);
-      const pmem = await src.pmemsave(0, 32 * MiB);
-      storedPasses = checkGuestInvariant(pmem).passes;
-      const m = await readManifest(pcStore);
-      if (m.blocks[0]?.sha256 !== sha256(pmem)) throw new Error('stored RAM differs from the source');
-    } finally {
-      await src.kill();
-    }
-  }, 180_000);
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite(
+    'e2q',
+    async (dir) => {
+      // The store: a live migration of the dirtying boot-sector guest out of a real QEMU.
+      pcStore = join(dir, 'pc');
+      const src = await QemuProcess.start({ machine: 'pc', memMiB: 32, boot: true, name: 'store-src' });
+      try {
+        await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
+        const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', pcStore, '--json']);
+        const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
+        await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1 });
+        await migrate(src.qmp, uri);
+        await waitForMigration(src.qmp, { onPoll: paceUntilSyncs(src.qmp, 2), timeoutMs: 120_000 });
+        if ((await inc.exit) !== 0) throw new Error(`incoming failed: ${inc.stderr()}`);
+        const pmem = await src.pmemsave(0, 32 * MiB);
+        storedPasses = checkGuestInvariant(pmem).passes;
+        const m = await readManifest(pcStore);
+        if (m.blocks[0]?.sha256 !== sha256(pmem)) throw new Error('stored RAM differs from the source');
+      } finally {
+        await src.kill();
+      }
+    },
+    180_000,
+  );
 
   it('tcp: the destination completes with the stored RAM, then runs the guest on', async () => {
     const dst = await QemuProcess.start({
@@ -106,7 +95,7 @@ describe.runIf(run)('e2k-migrate send → QEMU 7.2 -incoming (live)', () => {
   });
 
   it('exec: to a file that QEMU then loads with -incoming "exec:cat FILE"', async () => {
-    const file = join(work, 'pc.mig');
+    const file = join(work(), 'pc.mig');
     const r = await e2k(['send', pcStore, `exec:cat > ${file}`, '--json']);
     expect(r.code, r.stderr).toBe(0);
     const dst = await QemuProcess.start({
@@ -124,9 +113,9 @@ describe.runIf(run)('e2k-migrate send → QEMU 7.2 -incoming (live)', () => {
   });
 
   it('unix: a -M none migration with zero pages skipped loads into a fresh -M none', async () => {
-    const pattern = join(work, 'pattern.bin');
+    const pattern = join(work(), 'pattern.bin');
     await writePatternFile(pattern, 32 * MiB, 25, 11);
-    const store = join(work, 'none');
+    const store = join(work(), 'none');
     const src = await QemuProcess.start({ machine: 'none', memMiB: 32, memoryBackendFile: pattern, name: 'none-src' });
     await src.qmp.execute('stop');
     const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', store, '--json']);
@@ -142,7 +131,7 @@ describe.runIf(run)('e2k-migrate send → QEMU 7.2 -incoming (live)', () => {
       paused: true,
       name: 'none-dst',
     });
-    const uri = await migrateIncoming(dst.qmp, `unix:${join(work, 'none-dst.sock')}`);
+    const uri = await migrateIncoming(dst.qmp, `unix:${join(work(), 'none-dst.sock')}`);
     const r = await e2k(['send', store, uri, '--zero-pages', 'skip', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const sent = JSON.parse(r.stdout) as SendResult;

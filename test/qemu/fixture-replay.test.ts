@@ -1,13 +1,9 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
   e2k,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrateIncoming,
   type QemuOptions,
   QemuProcess,
@@ -16,7 +12,7 @@ import {
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
-import { fixtureCatCommand, fixtureSha, readManifest, sha256, tempDir } from './helpers.js';
+import { fixtureCatCommand, fixtureSha, liveSuite, readManifest, sha256 } from './helpers.js';
 
 const qemu = qemuAvailable();
 const run = needs('qemu', qemu.ok, qemu.reason);
@@ -35,22 +31,11 @@ const CASES: { name: string; dst: Omit<QemuOptions, 'incoming' | 'paused'>; runs
  * store into a fresh QEMU, whose RAM must equal the fixture's reference RAM; guests then run on.
  */
 describe.runIf(run)('fixture streams replayed into QEMU 7.2 through incoming + send', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the QEMU interop tests');
-    work = await tempDir('replay');
-  });
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('replay');
 
   for (const c of CASES) {
     it(`${c.name}`, async () => {
-      const store = join(work, c.name);
+      const store = join(work(), c.name);
       const inc = await e2k(['incoming', `exec:${fixtureCatCommand(c.name)}`, '--store', store, '--json']);
       expect(inc.code, inc.stderr).toBe(0);
       const ramSha = fixtureSha(`${c.name}/${c.name}.ram`);

@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { type ReceivedMigration, receiveMigration, type StoreManifest } from '@e2k-migrate/migration';
 import { fixturePath, readFixtureJson } from '@e2k-migrate/test-support';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { e2kBuilt, killAllE2k, killAllQemu } from '../../tools/src/qemu/index.js';
 
 export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -57,6 +59,33 @@ export function fixtureBlockShas(name: string): Record<string, string> {
 
 export async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `e2k-${label}-`));
+}
+
+/**
+ * The lifecycle every live interop suite shares, registered in the calling `describe`: before all,
+ * the CLI must be built and a fresh work directory is made (then `setup(dir)` runs, e.g. to record
+ * a store); after each test every QEMU and e2k-migrate child is killed by PID; after all, the
+ * directory is removed. Returns the directory's getter.
+ */
+export function liveSuite(
+  label: string,
+  setup?: (dir: string) => Promise<void>,
+  setupTimeoutMs?: number,
+): () => string {
+  let dir = '';
+  beforeAll(async () => {
+    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the interop tests');
+    dir = await tempDir(label);
+    await setup?.(dir);
+  }, setupTimeoutMs);
+  afterEach(async () => {
+    killAllE2k();
+    await killAllQemu();
+  });
+  afterAll(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+  return () => dir;
 }
 
 export async function readManifest(dir: string): Promise<StoreManifest> {

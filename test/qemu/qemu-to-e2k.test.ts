@@ -1,12 +1,8 @@
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needs } from '@e2k-migrate/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   checkGuestInvariant,
-  e2kBuilt,
-  killAllE2k,
-  killAllQemu,
   migrate,
   paceUntilSyncs,
   QemuProcess,
@@ -21,7 +17,7 @@ import {
   waitForMigration,
   writePatternFile,
 } from '../../tools/src/qemu/index.js';
-import { readManifest, sha256, storedBlock, tempDir } from './helpers.js';
+import { liveSuite, readManifest, sha256, storedBlock } from './helpers.js';
 
 const qemu = qemuAvailable();
 const run = needs('qemu', qemu.ok, qemu.reason);
@@ -43,18 +39,7 @@ interface IncomingResult {
  * `completed` (32 MiB guests: pc.ram = guest-physical 0..32 MiB).
  */
 describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
-  let work: string;
-  beforeAll(async () => {
-    if (!e2kBuilt()) throw new Error('the CLI is not built: run `pnpm build` before the QEMU interop tests');
-    work = await tempDir('q2e');
-  });
-  afterEach(async () => {
-    killAllE2k();
-    await killAllQemu();
-  });
-  afterAll(async () => {
-    await rm(work, { recursive: true, force: true });
-  });
+  const work = liveSuite('q2e');
 
   /** Starts `incoming` and returns it with the URI it listens on. */
   async function incoming(uri: string, store: string, caps?: string) {
@@ -71,7 +56,7 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
 
   it('plain precopy of a -M pc guest that keeps dirtying memory', async () => {
     const src = await bootGuest('plain-src');
-    const store = join(work, 'plain');
+    const store = join(work(), 'plain');
     const { inc, uri } = await incoming('tcp:127.0.0.1:0', store);
     await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1 });
     await migrate(src.qmp, uri);
@@ -100,7 +85,7 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
 
   it('XBZRLE precopy of the dirtying guest: XBZRLE records decoded onto the received pages', async () => {
     const src = await bootGuest('xbzrle-src');
-    const store = join(work, 'xbzrle');
+    const store = join(work(), 'xbzrle');
     const { inc, uri } = await incoming('tcp:127.0.0.1:0', store, 'xbzrle');
     await setCapabilities(src.qmp, ['xbzrle']);
     await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1, 'xbzrle-cache-size': 16 * MiB });
@@ -117,12 +102,12 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
   });
 
   it('-M none, stopped, over a unix socket: RAM from a memory-backend-file pattern', async () => {
-    const pattern = join(work, 'pattern.bin');
+    const pattern = join(work(), 'pattern.bin');
     await writePatternFile(pattern, 32 * MiB, 30, 7);
     const src = await QemuProcess.start({ machine: 'none', memMiB: 32, memoryBackendFile: pattern, name: 'none-src' });
     await src.qmp.execute('stop');
-    const store = join(work, 'none');
-    const { inc, uri } = await incoming(`unix:${join(work, 'none.sock')}`, store);
+    const store = join(work(), 'none');
+    const { inc, uri } = await incoming(`unix:${join(work(), 'none.sock')}`, store);
     await migrate(src.qmp, uri);
     await waitForMigration(src.qmp, { timeoutMs: 60_000 });
     expect(await inc.exit).toBe(0);
@@ -137,11 +122,11 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
   });
 
   it('a source with the return-path capability gets PONG and SHUT 0 from incoming', async () => {
-    const pattern = join(work, 'pattern-rp.bin');
+    const pattern = join(work(), 'pattern-rp.bin');
     await writePatternFile(pattern, 32 * MiB, 10, 3);
     const src = await QemuProcess.start({ machine: 'none', memMiB: 32, memoryBackendFile: pattern, name: 'rp-src' });
     await src.qmp.execute('stop');
-    const store = join(work, 'rp');
+    const store = join(work(), 'rp');
     const { inc, uri } = await incoming('tcp:127.0.0.1:0', store, 'return-path');
     await setCapabilities(src.qmp, ['return-path']);
     await migrate(src.qmp, uri);
@@ -155,7 +140,7 @@ describe.runIf(run)('QEMU 7.2 → e2k-migrate incoming (live)', () => {
 
   it('a source that dies mid-stream: incoming exits non-zero with a typed error', async () => {
     const src = await bootGuest('killed-src');
-    const store = join(work, 'killed');
+    const store = join(work(), 'killed');
     const { inc, uri } = await incoming('tcp:127.0.0.1:0', store);
     await setParameters(src.qmp, { 'max-bandwidth': 8 * MiB, 'downtime-limit': 1 });
     await migrate(src.qmp, uri);

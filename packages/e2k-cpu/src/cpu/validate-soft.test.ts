@@ -1,44 +1,10 @@
-import { ByteReader, ByteWriter, decodeVmsd, encodeVmsd } from '@e2k-migrate/vmstate';
 import { describe, expect, it } from 'vitest';
-import { CpuInvariantError, type InvariantViolation } from '../errors.js';
-import { e2kCpuVmsd, vmstateE2kCpu } from './cpu.vmstate.js';
-import { cpuConfig, type E2kCpuState, resetCpuState } from './state.js';
+import type { InvariantViolation } from '../errors.js';
+import { caught, type InvariantCase, load } from '../test-util/invariant-cases.js';
+import { cpuConfig, resetCpuState } from './state.js';
 import { checkCpuState } from './validate.js';
 
-type Mutate = (s: E2kCpuState) => void;
-interface Case {
-  id: string;
-  field: string;
-  mutate: Mutate;
-  /** Configuration of source and destination (default e8c, tags off, system mode). */
-  cfg?: Parameters<typeof cpuConfig>[0];
-  /** Destination configuration when it differs from the source's. */
-  dest?: Parameters<typeof cpuConfig>[0];
-}
-
-/** Encodes the (possibly invalid) state and loads it into a destination CPU through the VMSD. */
-function load(s: E2kCpuState, destCfg = s.cfg, opts: { strict?: boolean; warnings?: InvariantViolation[] } = {}) {
-  const bytes = encodeVmsd(vmstateE2kCpu, s, new ByteWriter()).written();
-  const vmsd = e2kCpuVmsd({
-    dest: destCfg,
-    cpuIndex: 3,
-    ...(opts.strict ? { strict: true } : {}),
-    onWarning: (w) => opts.warnings?.push(w),
-  });
-  return decodeVmsd(vmsd, new ByteReader(bytes), 1, resetCpuState(destCfg));
-}
-
-function caught(fn: () => unknown): CpuInvariantError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CpuInvariantError) return e;
-    throw e;
-  }
-  throw new Error('expected a CpuInvariantError');
-}
-
-const SOFT: Case[] = [
+const SOFT: InvariantCase[] = [
   {
     id: 'C2',
     field: 'cfg.idr',
