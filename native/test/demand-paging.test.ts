@@ -5,7 +5,16 @@ import { createGuestMemoryWith } from '../src/memory.js';
 import { hashBytes } from '../src/page-hash.js';
 import type { BackendName, FaultEvent, RegionKind } from '../src/types.js';
 import { createUserfault } from '../src/userfault.js';
-import { exited, fixture, inbox, pagePattern, requireBuiltDist, Worker } from './support.js';
+import {
+  canCreateHugetlb,
+  canCreateUffd,
+  exited,
+  fixture,
+  inbox,
+  pagePattern,
+  requireBuiltDist,
+  Worker,
+} from './support.js';
 
 /**
  * Real demand paging: a worker thread touches missing pages of a registered region and blocks
@@ -14,26 +23,9 @@ import { exited, fixture, inbox, pagePattern, requireBuiltDist, Worker } from '.
  * worker continues with the right bytes. 4 KiB pages and 2 MiB hugetlb pages.
  */
 const nativeOk = needs('native', backendInfo().name === 'native', backendInfo().reason);
-const uffdOk = nativeOk && needs('uffd', canUffd(), 'userfaultfd could not be created');
+const uffdOk = nativeOk && needs('uffd', canCreateUffd(), 'userfaultfd could not be created');
 const hugeOk =
-  uffdOk && needs('hugetlb', canHuge(), 'no free 2 MiB huge page (see the hugepages global setup line above)');
-
-function canUffd(): boolean {
-  try {
-    createUserfault({ mode: 'uffd' }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
-function canHuge(): boolean {
-  try {
-    createGuestMemoryWith('native', { size: 2 << 20, kind: 'hugetlb' }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+  uffdOk && needs('hugetlb', canCreateHugetlb(), 'no free 2 MiB huge page (see the hugepages global setup line above)');
 
 const cases: { backend: BackendName; kind: RegionKind; pages: number; run: boolean }[] = [
   { backend: 'native', kind: 'anonymous', pages: 32, run: uffdOk },

@@ -4,7 +4,7 @@ import { createDirtyTracker } from '../src/dirty-tracker.js';
 import { backendInfo, nativeAddon } from '../src/loader.js';
 import { createGuestMemoryWith } from '../src/memory.js';
 import type { BackendName, RegionKind } from '../src/types.js';
-import { exited, fixture, inbox, requireBuiltDist, Worker } from './support.js';
+import { canCreateHugetlb, exited, fixture, inbox, requireBuiltDist, Worker } from './support.js';
 
 /**
  * A worker writes a known set of pages; the collection on this thread returns exactly that set,
@@ -21,15 +21,8 @@ const kernelOk =
     `WP_ASYNC/PAGEMAP_SCAN unavailable (errno ${probe?.dirtyErrno})`,
   );
 const hugeOk =
-  kernelOk && needs('hugetlb', canHuge(), 'no free 2 MiB huge page (see the hugepages global setup line above)');
-function canHuge(): boolean {
-  try {
-    createGuestMemoryWith('native', { size: 2 << 20, kind: 'hugetlb' }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+  kernelOk &&
+  needs('hugetlb', canCreateHugetlb(), 'no free 2 MiB huge page (see the hugepages global setup line above)');
 
 const cases: { backend: BackendName; kind: RegionKind; pages: number; run: boolean }[] = [
   { backend: 'native', kind: 'anonymous', pages: 4096, run: kernelOk },

@@ -2,8 +2,7 @@ import { spawn } from 'node:child_process';
 import { needs } from '@e2k-migrate/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { backendInfo } from '../src/loader.js';
-import { createUserfault } from '../src/userfault.js';
-import { fixture, NATIVE_ROOT, requireBuiltDist } from './support.js';
+import { canCreateUffd, fixture, NATIVE_ROOT, requireBuiltDist } from './support.js';
 
 /**
  * A process whose vCPU worker is asleep in a userfaultfd fault must still exit, on every path,
@@ -12,15 +11,7 @@ import { fixture, NATIVE_ROOT, requireBuiltDist } from './support.js';
  * it prints "stuck tid=N" once /proc says the worker sleeps in handle_userfault.
  */
 const nativeOk = needs('native', backendInfo().name === 'native', backendInfo().reason);
-const uffdOk = nativeOk && needs('uffd', canUffd(), 'userfaultfd could not be created');
-function canUffd(): boolean {
-  try {
-    createUserfault({ mode: 'uffd' }).close();
-    return true;
-  } catch {
-    return false;
-  }
-}
+const uffdOk = nativeOk && needs('uffd', canCreateUffd(), 'userfaultfd could not be created');
 
 interface Outcome {
   code: number | null;

@@ -1,6 +1,8 @@
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { createGuestMemoryWith } from '../src/memory.js';
+import { createUserfault } from '../src/userfault.js';
 
 /**
  * Helpers for the multi-thread and multi-process tests. Their worker and child scripts are
@@ -69,3 +71,23 @@ export function pagePattern(len: number, seed: number): Uint8Array {
 }
 
 export { Worker };
+
+/** Whether a 2 MiB hugetlb region can be created here now (a free huge page, the addon loaded). */
+export function canCreateHugetlb(): boolean {
+  try {
+    createGuestMemoryWith('native', { size: 2 << 20, kind: 'hugetlb' }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Whether a userfaultfd can be created here (syscall or /dev/userfaultfd). */
+export function canCreateUffd(): boolean {
+  try {
+    createUserfault({ mode: 'uffd' }).close();
+    return true;
+  } catch {
+    return false;
+  }
+}
