@@ -122,8 +122,8 @@ export function reserveHugePages(needed: number, opts: ReserveOptions = {}): Hug
   const howTo =
     `as root: echo $(( $(cat ${pool.path}) + ${needed} )) > ${pool.path}` +
     ' (and give them back the same way afterwards)';
-  const before = pool.size();
   if (process.getuid?.() !== 0) {
+    const size = pool.size();
     const have = pool.free();
     if (have < needed) {
       throw new HugePageError(
@@ -132,11 +132,11 @@ export function reserveHugePages(needed: number, opts: ReserveOptions = {}): Hug
       );
     }
     log(`using ${needed} of the ${have} free 2 MiB huge pages (not root: nothing reserved)`);
-    return { needed, reserved: 0, pool: pool.path, before, after: before, free: have, release: () => pool.size() };
+    return { needed, reserved: 0, pool: pool.path, before: size, after: size, free: have, release: () => pool.size() };
   }
   let reserved = 0;
   let freeBefore = 0;
-  let sizeBefore = before;
+  let sizeBefore = 0;
   const me = `${process.pid}:${randomUUID()}`;
   withLock(() => {
     const file = readFile();

@@ -106,15 +106,11 @@ export function faultRttProcess(
   delivery: FaultDelivery,
 ): FaultRtt {
   const child = join(import.meta.dirname, 'fault-rtt-child.js');
-  const args = [child, backend, String(pages), delivery];
-  const out =
-    placement === 'one-cpu'
-      ? execFileSync('taskset', ['-c', '0', process.execPath, ...args], { encoding: 'utf8' })
-      : execFileSync(process.execPath, args, { encoding: 'utf8' });
-  return JSON.parse(out) as FaultRtt;
+  const [cmd, args] = placedCommand(placement, process.execPath, [child, backend, String(pages), delivery]);
+  return JSON.parse(execFileSync(cmd, args, { encoding: 'utf8' })) as FaultRtt;
 }
 
-/** Runs a command as `placement` says (for the C reference). */
-export function placed(placement: Placement, bin: string, args: string[]): [string, string[]] {
+/** The command line that runs `bin args` as `placement` says (the C reference uses it too). */
+export function placedCommand(placement: Placement, bin: string, args: string[]): [string, string[]] {
   return placement === 'one-cpu' ? ['taskset', ['-c', '0', bin, ...args]] : [bin, args];
 }

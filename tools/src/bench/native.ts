@@ -11,7 +11,7 @@ import {
   type GuestMemory,
 } from '@e2k-migrate/native';
 import { type Bench, memcpyGBps } from './bench.js';
-import { type FaultRtt, faultRttProcess, type Placement, placed, WARMUP_FAULTS } from './fault-rtt.js';
+import { type FaultRtt, faultRttProcess, type Placement, placedCommand, WARMUP_FAULTS } from './fault-rtt.js';
 
 /**
  * `pnpm bench native`: what the addon pays for — zero detection against memcpy, UFFDIO_COPY one
@@ -166,7 +166,7 @@ export const nativeBench: Bench = {
               push(rtt, `${pl}/${backend}/${d}`, faultRttProcess(pl, backend, rttPages, d));
             }
           }
-          const [cmd, args] = placed(pl, rttBin, [String(rttPages)]);
+          const [cmd, args] = placedCommand(pl, rttBin, [String(rttPages)]);
           push(cRtt as Map<string, CResult[]>, pl, runC<CResult>(cmd, args));
         }
       }
