@@ -1,25 +1,22 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QmpClient } from '@e2k-migrate/qmp';
 import { needs } from '@e2k-migrate/test-support';
 import { describe, expect, it } from 'vitest';
+import { hugePagePool } from '../../native/src/hugepages.js';
 import {
   checkGuestInvariant,
   e2k,
-  migrate,
   migrateIncoming,
-  paceUntilSyncs,
   QemuProcess,
   qemuAvailable,
   queryMigrate,
   runE2k,
   serialMarkers,
   setCapabilities,
-  setParameters,
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
-import { liveSuite } from '../qemu/helpers.js';
+import { guestArgs, liveSuite, recordStore } from '../qemu/helpers.js';
 import { freePort, startCutProxy } from './cut-proxy.js';
 
 const qemu = qemuAvailable();
@@ -38,46 +35,6 @@ interface LiveSendResult {
     'x-postcopy-preempt-host-pages'?: number;
     'x-postcopy-requested-host-pages'?: number;
   };
-}
-
-/** The machine options of the boot-sector guest, on 4 KiB pages or on a 2 MiB hugetlb memfd. */
-function guestArgs(huge: boolean, memMiB: number): string[] {
-  return huge
-    ? [
-        '-machine',
-        'memory-backend=mem',
-        '-object',
-        `memory-backend-memfd,id=mem,size=${memMiB}M,hugetlb=on,hugetlbsize=2M`,
-      ]
-    : [];
-}
-
-/** A live precopy migration of the running boot-sector guest out of QEMU, stored by `e2k-migrate incoming --store`. */
-async function recordStore(dir: string, huge: boolean): Promise<number> {
-  const src = await QemuProcess.start({
-    machine: 'pc',
-    memMiB: 32,
-    boot: true,
-    name: huge ? 'store-src-huge' : 'store-src',
-    extraArgs: guestArgs(huge, 32),
-  });
-  try {
-    await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
-    const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', dir, '--json']);
-    const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
-    await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1 });
-    await migrate(src.qmp, uri);
-    await waitForMigration(src.qmp, { onPoll: paceUntilSyncs(src.qmp, 2), timeoutMs: 120_000 });
-    if ((await inc.exit) !== 0) throw new Error(`incoming failed: ${inc.stderr()}`);
-    return checkGuestInvariant(await src.pmemsave(0, 32 * MiB)).passes;
-  } finally {
-    await src.kill();
-  }
-}
-
-function freeHugePages(): number {
-  const m = /^HugePages_Free:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'));
-  return m ? Number(m[1]) : 0;
 }
 
 /** A QEMU 7.2 destination waiting with postcopy-ram (+preempt) on; the guest runs as soon as RUN arrives. */
@@ -238,7 +195,8 @@ describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', 
   }
 });
 
-const huge = run && needs('hugetlb', freeHugePages() >= 16, `${freeHugePages()} free 2 MiB huge pages, need 16`);
+const huge =
+  run && needs('hugetlb', hugePagePool().free() >= 16, `${hugePagePool().free()} free 2 MiB huge pages, need 16`);
 
 describe.runIf(huge)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 on 2 MiB huge pages (live)', () => {
   let store: string;

@@ -7,7 +7,22 @@ import { createGunzip } from 'node:zlib';
 import { type ReceivedMigration, receiveMigration, type StoreManifest } from '@e2k-migrate/migration';
 import { fixturePath, readFixtureJson } from '@e2k-migrate/test-support';
 import { afterAll, afterEach, beforeAll } from 'vitest';
-import { e2kBuilt, killAllE2k, killAllQemu } from '../../tools/src/qemu/index.js';
+import {
+  checkGuestInvariant,
+  e2kBuilt,
+  killAllE2k,
+  killAllQemu,
+  migrate,
+  paceUntilSyncs,
+  QemuProcess,
+  runE2k,
+  serialMarkers,
+  setParameters,
+  waitFor,
+  waitForMigration,
+} from '../../tools/src/qemu/index.js';
+
+const MiB = 1 << 20;
 
 export const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -98,4 +113,46 @@ export async function storedBlock(dir: string, idstr: string): Promise<Uint8Arra
   const b = m.blocks.find((x) => x.idstr === idstr);
   if (!b) throw new Error(`no block ${idstr} in ${dir}`);
   return new Uint8Array(await readFile(join(dir, b.file)));
+}
+
+/** The machine options of the boot-sector guest, on 4 KiB pages or on a 2 MiB hugetlb memfd. */
+export function guestArgs(huge: boolean, memMiB: number): string[] {
+  return huge
+    ? [
+        '-machine',
+        'memory-backend=mem',
+        '-object',
+        `memory-backend-memfd,id=mem,size=${memMiB}M,hugetlb=on,hugetlbsize=2M`,
+      ]
+    : [];
+}
+
+/**
+ * A live precopy migration of the running boot-sector guest (32 MiB) out of QEMU, stored by
+ * `e2k-migrate incoming --store DIR` and checked against QEMU's pmemsave; returns the guest's
+ * pass counter at the end.
+ */
+export async function recordStore(dir: string, huge: boolean): Promise<number> {
+  const src = await QemuProcess.start({
+    machine: 'pc',
+    memMiB: 32,
+    boot: true,
+    name: huge ? 'store-src-huge' : 'store-src',
+    extraArgs: guestArgs(huge, 32),
+  });
+  try {
+    await waitFor('the guest to print B', async () => (serialMarkers(await src.serial()).b > 0 ? true : undefined));
+    const inc = runE2k(['incoming', 'tcp:127.0.0.1:0', '--store', dir, '--json']);
+    const uri = (await inc.waitForStderr(/listening on (\S+)/))[1] as string;
+    await setParameters(src.qmp, { 'max-bandwidth': 64 * MiB, 'downtime-limit': 1 });
+    await migrate(src.qmp, uri);
+    await waitForMigration(src.qmp, { onPoll: paceUntilSyncs(src.qmp, 2), timeoutMs: 120_000 });
+    if ((await inc.exit) !== 0) throw new Error(`incoming failed: ${inc.stderr()}`);
+    const pmem = await src.pmemsave(0, 32 * MiB);
+    const m = await readManifest(dir);
+    if (m.blocks[0]?.sha256 !== sha256(pmem)) throw new Error('stored RAM differs from the source');
+    return checkGuestInvariant(pmem).passes;
+  } finally {
+    await src.kill();
+  }
 }
