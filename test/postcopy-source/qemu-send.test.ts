@@ -16,7 +16,7 @@ import {
   waitFor,
   waitForMigration,
 } from '../../tools/src/qemu/index.js';
-import { guestArgs, liveSuite, recordStore } from '../qemu/helpers.js';
+import { guestArgs, liveSuite, recordStore, within } from '../qemu/helpers.js';
 import { freePort, startCutProxy } from './cut-proxy.js';
 
 const qemu = qemuAvailable();
@@ -129,7 +129,9 @@ describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', 
   });
 
   for (const preempt of [false, true]) {
-    it(`recovery${preempt ? ' with postcopy-preempt' : ''}: a cut in postcopy-active pauses QEMU and us; migrate-recover + migrate resume complete it`, async () => {
+    it(`recovery${preempt ? ' with postcopy-preempt' : ''}: a cut in postcopy-active pauses QEMU and us; migrate-recover + migrate resume complete it`, {
+      timeout: 150_000,
+    }, async () => {
       const caps = preempt ? ['postcopy-ram', 'postcopy-preempt'] : ['postcopy-ram'];
       const { dst, uri } = await postcopyDestination(caps);
       const [, host, port] = /^tcp:([^:]+):(\d+)$/.exec(uri) as RegExpExecArray;
@@ -178,7 +180,12 @@ describe.runIf(run)('e2k-migrate send --caps postcopy-ram → QEMU 7.2 (live)', 
           const recoverUri = `tcp:127.0.0.1:${await freePort()}`;
           await dst.qmp.execute('migrate-recover', { uri: recoverUri });
           await mon.execute('migrate', { uri: recoverUri, resume: true });
-          expect(await send.exit, send.stderr()).toBe(0);
+          // Bounded, and saying where both sides are, rather than a bare test timeout.
+          const code = await within(send.exit, 45_000, async () => {
+            const q = await queryMigrate(dst.qmp).catch((e: Error) => ({ status: e.message }));
+            return `send did not finish after the resume; QEMU: ${q.status}; send's log:\n${send.stderr().slice(-3000)}`;
+          });
+          expect(code, send.stderr()).toBe(0);
         } finally {
           await mon.close().catch(() => undefined);
         }

@@ -72,6 +72,29 @@ export function fixtureBlockShas(name: string): Record<string, string> {
   return readFixtureJson<{ ram_sha256: Record<string, string> }>(`${name}/${name}.summary.json`).ram_sha256;
 }
 
+/**
+ * `p`, or after `ms` an error whose message `describe()` builds (the state of the parties): for
+ * steps that could hang, so a failure says where things stood instead of a bare test timeout.
+ */
+export async function within<T>(p: Promise<T>, ms: number, describe: () => Promise<string> | string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      Promise.resolve()
+        .then(describe)
+        .then(
+          (m) => reject(new Error(`after ${ms} ms: ${m}`)),
+          (e: Error) => reject(new Error(`after ${ms} ms (describing failed: ${e.message})`)),
+        );
+    }, ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 export async function tempDir(label: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `e2k-${label}-`));
 }
