@@ -41,10 +41,12 @@ describe.runIf(needs('uffd', uffd.ok, uffd.reason))('e2k-migrate demo --mode pos
   it('4 KiB pages, --json: switched, pages requested, destination statistics, verified', async () => {
     // The demo switches at the source's next iteration; the increment workload rewrites every
     // page of RAM, so all that is not on the destination yet is missing there: the guest faults
-    // at once while the background streams at 16 MiB/s.
+    // at once while the background streams at 16 MiB/s. downtime-limit 1 ms keeps the completion
+    // threshold (bandwidth × downtime-limit, as QEMU computes it) below one page, so postcopy
+    // cannot end early by sending the rest at once when the precopy bandwidth measured high.
     const r = await e2k([
       ...['demo', '--mode', 'postcopy', '--mem', '32M', '--workload', 'increment'],
-      ...['--set', 'max-postcopy-bandwidth=16M', '--json'],
+      ...['--set', 'max-postcopy-bandwidth=16M', '--set', 'downtime-limit=1', '--json'],
     ]);
     expect(r.code, r.stderr).toBe(0);
     const q = JSON.parse(r.stdout) as DemoJson;
@@ -76,7 +78,7 @@ describe.runIf(needs('uffd', uffd.ok, uffd.reason))('e2k-migrate demo --mode pos
       // background is a huge page per 100 ms window: the vCPUs fault and request theirs first
       const r = await e2k([
         ...['demo', '--mode', 'postcopy', '--preempt', '--hugepages', '--mem', '16M', '--workload', 'increment'],
-        ...['--set', 'max-postcopy-bandwidth=1M'],
+        ...['--set', 'max-postcopy-bandwidth=1M', '--set', 'downtime-limit=1'],
       ]);
       expect(r.code, r.stderr + r.stdout).toBe(0);
       // 2 VMs × 16 MiB / 2 MiB
